@@ -1,0 +1,66 @@
+"""Run the ONNX model: applicants in, probabilities of default out.
+
+The ONNX graph has one named input per feature (shape ``[N, 1]``), so rows are fed
+column by column with the dtype the graph declares; no pandas, no scikit-learn.
+Output ``probabilities`` is ``[N, 2]`` (no ZipMap); column 1 is the default class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from credit_api.schema import FEATURE_NAMES
+
+_NUMPY_TYPES = {
+    "tensor(float)": np.float32,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(string)": np.str_,
+}
+
+
+def session_options() -> ort.SessionOptions:
+    """One thread each way and sequential execution: Lambda gives ~1 vCPU, and threads cost cold start."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return options
+
+
+class Scorer:
+    """A loaded model. Build with :meth:`from_bytes`; tests may pass any session."""
+
+    def __init__(self, session: ort.InferenceSession) -> None:
+        self.session = session
+        declared = {i.name: i.type for i in session.get_inputs()}
+        missing = set(FEATURE_NAMES) - set(declared)
+        if missing:
+            raise ValueError(f"model lacks inputs {sorted(missing)}")
+        self._dtypes = {name: _NUMPY_TYPES[declared[name]] for name in FEATURE_NAMES}
+        outputs = [o.name for o in session.get_outputs()]
+        self._output = "probabilities" if "probabilities" in outputs else outputs[-1]
+
+    @classmethod
+    def from_bytes(cls, model: bytes) -> Scorer:
+        return cls(ort.InferenceSession(model, session_options(), providers=["CPUExecutionProvider"]))
+
+    def feed(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+        """Column-wise input tensors for ``rows`` (each a mapping of every feature)."""
+        return {
+            name: np.array([row[name] for row in rows], dtype=dtype).reshape(-1, 1)
+            for name, dtype in self._dtypes.items()
+        }
+
+    def run(self, feed: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Probability of default for each row of a prepared feed, in one onnxruntime run."""
+        (probabilities,) = self.session.run([self._output], dict(feed))
+        return np.asarray(probabilities, dtype=np.float64)[:, 1]
+
+    def predict(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        return self.run(self.feed(rows))
