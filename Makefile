@@ -9,8 +9,10 @@ PORT ?= 8000
 # sam build needs python3.12 for the Lambda runtime; pyenv has it but keeps python3 at 3.11.
 export PYENV_VERSION ?= 3.11.7:3.12.1
 export SAM_CLI_TELEMETRY := 0
+# Browser tests drive Debian's chromium; Playwright must never download its own.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: run test test-fast install browser train lint bench local-stack clean
+.PHONY: run test test-fast install browser train lint bench local-stack sam clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,9 +31,29 @@ train: install
 run: install function/model/model.onnx
 	$(BIN)/uvicorn credit_api.main:app --host $(HOST) --port $(PORT)
 
-test: install
+test: install browser sam
 	$(BIN)/ruff check .
 	$(BIN)/pytest -m ''
+
+# Debian's chromium for tests/web, installed only when missing.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+browser:
+	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -q \
+		&& $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
+# aws-sam-cli (and its cfn-lint) in their own venv: they pin boto3/pydantic below .venv's.
+SAM_VENV := .venv-sam
+$(SAM_VENV)/.installed: infra/requirements-sam.txt
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --upgrade "pip>=24,<27"
+	$(SAM_VENV)/bin/pip install --quiet -r infra/requirements-sam.txt
+	touch $@
+
+sam: $(SAM_VENV)/.installed
+
+# moto on 127.0.0.1:5000 with the template's bucket and table and the bundled champion.
+local-stack: install
+	$(BIN)/python -m infra.local_stack
 
 test-fast: install
 	$(BIN)/pytest
@@ -41,4 +63,4 @@ lint: install
 	$(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) .aws-sam .pytest_cache var
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache var

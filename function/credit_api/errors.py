@@ -1,0 +1,276 @@
+"""Every error the API can return, mapped to its response and its metric in one place.
+
+Bad input is always a 4xx with field-level messages (which field, what was sent, what is
+allowed); anything unexpected is a bare 500 with the request id and no stack trace. Each
+response increments one EMF counter, so errors show on the dashboard by kind. Logs name the
+fields that failed, never the values sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from credit_api.gateway import request_id
+from credit_api.observability import count, logger
+from credit_api.schema import BY_NAME, FEATURE_NAMES
+
+
+class ServiceError(Exception):
+    """An error with a defined response. Subclasses set ``status``, ``code`` and ``metric``."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+    metric: ClassVar[str] = "InternalErrors"
+
+    def __init__(self, message: str, errors: Sequence[dict[str, Any]] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = list(errors)
+
+
+class InvalidRequest(ServiceError):
+    status, code, metric = 422, "validation_error", "ValidationErrors"
+
+
+class MalformedJson(ServiceError):
+    status, code, metric = 400, "malformed_json", "MalformedRequests"
+
+
+class BadRequest(ServiceError):
+    status, code, metric = 400, "bad_request", "MalformedRequests"
+
+
+class UnsupportedMediaType(ServiceError):
+    status, code, metric = 415, "unsupported_media_type", "MalformedRequests"
+
+
+class PayloadTooLarge(ServiceError):
+    status, code, metric = 413, "payload_too_large", "PayloadTooLarge"
+
+
+class NotFound(ServiceError):
+    status, code, metric = 404, "not_found", "NotFound"
+
+
+class MethodNotAllowed(ServiceError):
+    status, code, metric = 405, "method_not_allowed", "MethodNotAllowed"
+
+
+class IdempotencyConflict(ServiceError):
+    """The same ``Idempotency-Key`` came back with a different request."""
+
+    status, code, metric = 409, "idempotency_key_reused", "IdempotencyConflicts"
+
+
+class OutcomeConflict(ServiceError):
+    """A different outcome is already recorded for this decision; outcomes are never overwritten."""
+
+    status, code, metric = 409, "outcome_already_recorded", "OutcomeConflicts"
+
+
+class DecisionLogUnavailable(ServiceError):
+    """The decision could not be recorded (or read): no decision is given without a record."""
+
+    status, code, metric = 503, "decision_log_unavailable", "DecisionLogFailures"
+
+
+class ModelUnavailable(ServiceError):
+    status, code, metric = 503, "model_unavailable", "ModelUnavailable"
+
+
+class InternalError(ServiceError):
+    status, code, metric = 500, "internal_error", "InternalErrors"
+
+
+_SENT_LIMIT = 200
+
+
+def _shown(value: Any) -> Any:
+    """What was sent, echoed back to the caller, cut short when it is large."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, str) and len(value) > _SENT_LIMIT:
+        return value[:_SENT_LIMIT] + "…"
+    if isinstance(value, dict | list) and len(repr(value)) > _SENT_LIMIT:
+        return f"<{type(value).__name__} of {len(value)} items>"
+    return value
+
+
+def _allowed(name: str) -> Any:
+    feature = BY_NAME.get(name)
+    if feature is None:
+        return None
+    if feature.categorical:
+        return list(feature.codes)
+    return {"type": "integer", "minimum": feature.minimum, "maximum": feature.maximum, "unit": feature.unit}
+
+
+def _rule(name: str) -> str | None:
+    """The schema's rule for an input, in words."""
+    feature = BY_NAME.get(name)
+    if feature is None:
+        return None
+    if feature.categorical:
+        return "must be one of " + ", ".join(f"{code!r} ({label})" for code, label in feature.codes.items())
+    unit = f" {feature.unit}" if feature.unit else ""
+    return f"must be a whole number from {feature.minimum} to {feature.maximum}{unit}"
+
+
+def _field_path(loc: Sequence[Any]) -> tuple[str, int | None]:
+    """("body", "applicants", 3, "age") -> ("applicants[3].age", 3)."""
+    parts = list(loc[1:] if loc and loc[0] in ("body", "path", "query", "header") else loc)
+    row = parts[1] if len(parts) > 1 and parts[0] == "applicants" and isinstance(parts[1], int) else None
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text, row
+
+
+def field_errors(raw: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Pydantic errors as ``{field, row, sent, allowed, message, type}`` for people and the web form."""
+    details = []
+    for error in raw:
+        loc = tuple(error.get("loc", ()))
+        field, row = _field_path(loc)
+        name = str(loc[-1]) if loc else ""
+        kind = error.get("type", "")
+        sent = error.get("input")
+        if kind == "extra_forbidden":
+            allowed: Any = list(FEATURE_NAMES) if name not in BY_NAME and _is_applicant(loc) else None
+            message = f"{name!r} is not an accepted field" + (
+                "; the inputs are " + ", ".join(FEATURE_NAMES) if allowed else ""
+            )
+        elif kind == "missing":
+            allowed, sent = _allowed(name), None
+            rule = _rule(name)
+            message = f"{field or 'body'} is required" + (f"; it {rule}" if rule else "")
+        elif name in BY_NAME and _is_applicant(loc):
+            allowed = _allowed(name)
+            message = f"{name} {_rule(name)}; got {_shown(sent)!r}"
+        else:
+            allowed = None
+            message = f"{field or 'body'}: {error.get('msg', 'invalid value')}"
+        details.append(
+            {
+                "field": field or "body",
+                "row": row,
+                "sent": _shown(sent),
+                "allowed": allowed,
+                "message": message,
+                "type": kind,
+            }
+        )
+    return details
+
+
+def _is_applicant(loc: Sequence[Any]) -> bool:
+    """An applicant field: body.<input> for /predict, body.applicants[i].<input> for a batch."""
+    return len(loc) == 2 or (len(loc) == 4 and loc[1] == "applicants")
+
+
+def from_validation(exc: RequestValidationError) -> ServiceError:
+    """Classify a FastAPI validation failure: malformed JSON, wrong media type, too big, or invalid."""
+    raw = list(exc.errors())
+    kinds = {e.get("type") for e in raw}
+    if "json_invalid" in kinds:
+        error = next(e for e in raw if e.get("type") == "json_invalid")
+        where = error.get("ctx", {}).get("error", "invalid JSON")
+        return MalformedJson(f"The request body is not valid JSON ({where}).")
+    if any(
+        e.get("type") == "too_long" and tuple(e.get("loc", ()))[:2] == ("body", "applicants") for e in raw
+    ):
+        return PayloadTooLarge("A batch holds at most 1000 applicants; split the request.")
+    body_level = [e for e in raw if tuple(e.get("loc", ())) == ("body",)]
+    if body_level and isinstance(body_level[0].get("input"), bytes):
+        return UnsupportedMediaType("Send the request body as JSON with Content-Type: application/json.")
+    details = field_errors(raw)
+    noun = "field is" if len(details) == 1 else "fields are"
+    return InvalidRequest(f"{len(details)} {noun} invalid.", details)
+
+
+def from_http(exc: StarletteHTTPException) -> ServiceError:
+    if exc.status_code == 404:
+        return NotFound("No such resource.")
+    if exc.status_code == 405:
+        return MethodNotAllowed("This method is not allowed on this resource.")
+    if exc.status_code == 413:
+        return PayloadTooLarge(str(exc.detail))
+    if 400 <= exc.status_code < 500:
+        return BadRequest(str(exc.detail))
+    return InternalError("Internal error.")
+
+
+def respond(error: ServiceError, scope: Scope) -> JSONResponse:
+    """The one place an error becomes a response (and a metric)."""
+    count(error.metric)
+    rid = request_id(scope)
+    body: dict[str, Any] = {"error": error.code, "message": error.message, "request_id": rid}
+    if error.errors:
+        body["errors"] = error.errors
+    log = logger.warning if error.status >= 500 else logger.info
+    log(
+        "request failed",
+        extra={
+            "status": error.status,
+            "error": error.code,
+            "path": scope.get("path"),
+            "fields": [e["field"] for e in error.errors][:50],
+        },
+    )
+    headers = {"Retry-After": "1"} if error.status == 503 else None
+    return JSONResponse(body, status_code=error.status, headers=headers)
+
+
+async def _service_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    return respond(exc, request.scope)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return respond(from_validation(exc), request.scope)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return respond(from_http(exc), request.scope)
+
+
+class CatchAll:
+    """Turns any unexpected exception into a plain 500: logged with its trace, never sent with it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception:
+            logger.exception("unhandled error", extra={"path": scope.get("path")})
+            if not started:
+                await respond(InternalError("Internal error."), scope)(scope, receive, send)
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers and the catch-all on ``app``."""
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_middleware(CatchAll)

@@ -1,0 +1,73 @@
+"""The function's configuration, read from the environment once per cold start.
+
+Every environment variable the function uses is named here and nowhere else, so the
+template (``template.yaml``) and the code can be checked against one list.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+BUNDLED_MODEL_DIR = Path(__file__).resolve().parent.parent / "model"
+"""``function/model``: the model shipped inside the Lambda bundle (``CodeUri: function/``)."""
+
+ENVIRONMENT_VARIABLES = (
+    "MODEL_BUCKET",
+    "DECISIONS_TABLE",
+    "MODEL_REFRESH_SECONDS",
+    "DECISIONS_DB",
+    "AWS_ENDPOINT_URL",
+    "MODEL_DIR",
+)
+
+MAX_BODY_BYTES = 1024 * 1024
+"""Largest request body accepted (a full batch of 1000 applicants is about 450 kB)."""
+
+MAX_BATCH = 1000
+"""Most applicants in one batch request."""
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the function cannot use: fail the cold start loudly."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    model_bucket: str | None = None
+    decisions_table: str | None = None
+    model_refresh_seconds: float = 300.0
+    decisions_db: Path = Path("var/decisions.sqlite3")
+    aws_endpoint_url: str | None = None
+    model_dir: Path = BUNDLED_MODEL_DIR
+    max_body_bytes: int = MAX_BODY_BYTES
+    max_batch: int = MAX_BATCH
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Settings from ``env`` (default ``os.environ``); empty values count as unset."""
+        env = os.environ if env is None else env
+
+        def get(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        refresh = get("MODEL_REFRESH_SECONDS")
+        try:
+            refresh_seconds = float(refresh) if refresh is not None else cls.model_refresh_seconds
+        except ValueError:
+            raise SettingsError(
+                f"MODEL_REFRESH_SECONDS must be a number of seconds, got {refresh!r}"
+            ) from None
+        if refresh_seconds < 0:
+            raise SettingsError(f"MODEL_REFRESH_SECONDS must not be negative, got {refresh!r}")
+        return cls(
+            model_bucket=get("MODEL_BUCKET"),
+            decisions_table=get("DECISIONS_TABLE"),
+            model_refresh_seconds=refresh_seconds,
+            decisions_db=Path(get("DECISIONS_DB") or cls.decisions_db),
+            aws_endpoint_url=get("AWS_ENDPOINT_URL"),
+            model_dir=Path(get("MODEL_DIR") or BUNDLED_MODEL_DIR),
+        )

@@ -1,0 +1,1 @@
+"""Deployment and local-infrastructure tooling for the SAM stack in ``template.yaml``."""

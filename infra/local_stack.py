@@ -1,0 +1,132 @@
+"""A local stand-in for the deployed storage: ``python -m infra.local_stack`` (or ``make local-stack``).
+
+Starts a moto server on 127.0.0.1, creates the bucket and the table from ``template.yaml``'s
+own resource definitions, uploads ``data/credit.csv`` to ``data/`` and publishes the bundled
+model (``function/model``) as champion. It then prints the environment the template gives
+``PredictFunction`` (with the local names and ``AWS_ENDPOINT_URL``), so the function runs
+under uvicorn against "AWS" on loopback. Ctrl-C or SIGTERM stops it cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+from infra.resources import Names, create_storage
+from infra.seed import BUNDLED_MODEL, seed
+from infra.template import Resolver, function_environment, load
+
+HOST = "127.0.0.1"
+DEFAULT_PORT = 5000
+STACK_NAME = "credit-risk-local"
+REGION = "us-east-1"
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+def clients(endpoint_url: str | None) -> tuple[Any, Any]:
+    """S3 and DynamoDB clients for the local endpoint (or moto's in-process mock when ``None``)."""
+    session = boto3.session.Session(
+        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        region_name=REGION,
+    )
+    s3 = session.client("s3", endpoint_url=endpoint_url)
+    return s3, session.client("dynamodb", endpoint_url=endpoint_url)
+
+
+def provision(s3: Any, dynamodb: Any, names: Names, model_dir: Path = BUNDLED_MODEL) -> dict[str, Any]:
+    """Storage from the template, the training data under ``data/``, and ``model_dir`` as champion."""
+    resolver = Resolver(load(), names=names.as_refs(), region=REGION, stack_name=STACK_NAME)
+    create_storage(resolver, s3, dynamodb, names)
+    return seed(s3, names.bucket, model_dir)
+
+
+@dataclass
+class LocalStack:
+    """A running moto server with the stack's storage in it."""
+
+    endpoint_url: str
+    names: Names
+    pointer: dict[str, Any]
+    environment: dict[str, str] = field(default_factory=dict)
+
+    def shell_exports(self) -> str:
+        return "\n".join(f"export {k}={shlex.quote(v)}" for k, v in self.environment.items())
+
+
+def function_env(names: Names, endpoint_url: str) -> dict[str, str]:
+    """``PredictFunction``'s environment from the template, pointed at the local endpoint."""
+    resolver = Resolver(load(), names=names.as_refs(), region=REGION, stack_name=STACK_NAME)
+    env = function_environment(resolver, "PredictFunction")
+    env.update(CREDENTIALS, AWS_DEFAULT_REGION=REGION, AWS_REGION=REGION, AWS_ENDPOINT_URL=endpoint_url)
+    return env
+
+
+@contextmanager
+def running(port: int = DEFAULT_PORT, names: Names | None = None) -> Iterator[LocalStack]:
+    """Start moto on ``HOST:port`` (0 picks a free port), provision it, and stop it on exit."""
+    names = names or Names.for_stack(STACK_NAME)
+    server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
+    server.start()
+    try:
+        host, bound = server.get_host_and_port()
+        endpoint_url = f"http://{host}:{bound}"
+        s3, dynamodb = clients(endpoint_url)
+        pointer = provision(s3, dynamodb, names)
+        yield LocalStack(endpoint_url, names, pointer, function_env(names, endpoint_url))
+    finally:
+        server.stop()
+
+
+def _stop_on_signals() -> threading.Event:
+    """An event set by Ctrl-C (SIGINT) or SIGTERM, so either ends the stack through ``finally``."""
+    stop = threading.Event()
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+    return stop
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
+    parser.add_argument("--env-file", type=Path, help="also write the exports to this file")
+    args = parser.parse_args(argv)
+    stop = _stop_on_signals()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    with running(args.port) as stack:
+        exports = stack.shell_exports()
+        if args.env_file:
+            args.env_file.parent.mkdir(parents=True, exist_ok=True)
+            args.env_file.write_text(exports + "\n")
+        print(f"moto on {stack.endpoint_url}: bucket {stack.names.bucket}, table {stack.names.table}")
+        print(
+            f"champion {stack.pointer['model_version']} at s3://{stack.names.bucket}/{stack.pointer['key']}"
+        )
+        print("Run the function against it (in another shell):\n")
+        print(exports)
+        print(".venv/bin/uvicorn credit_api.main:app --host 127.0.0.1 --port 8000\n")
+        print("Ctrl-C stops the local stack.", flush=True)
+        stop.wait()
+    print("local stack stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""Create the template's bucket and table through the AWS APIs, from their own CloudFormation properties.
+
+Used by the local stack (against a moto server) and by the tests (moto in-process), so both
+run against the same storage the template deploys: versioned, encrypted, private, with the
+same key schema. Each CloudFormation property is translated to the API call that sets it;
+a property this module does not know raises, so the template cannot silently outgrow it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from infra.template import Resolver, resources_of_type
+
+BUCKET = "ModelBucket"
+TABLE = "DecisionsTable"
+
+
+@dataclass(frozen=True)
+class Names:
+    """Physical names of the stack's storage, as ``Ref`` returns them."""
+
+    bucket: str
+    table: str
+
+    @classmethod
+    def for_stack(cls, stack_name: str) -> Names:
+        return cls(bucket=f"{stack_name}-models", table=f"{stack_name}-decisions")
+
+    def as_refs(self) -> dict[str, str]:
+        return {BUCKET: self.bucket, TABLE: self.table}
+
+
+def _lifecycle_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
+    """One ``LifecycleConfiguration.Rules`` item in the shape ``PutBucketLifecycleConfiguration`` takes."""
+    out: dict[str, Any] = {"ID": rule["Id"], "Status": rule["Status"], "Filter": {"Prefix": ""}}
+    for key, value in rule.items():
+        if key in ("Id", "Status"):
+            continue
+        if key == "Prefix":
+            out["Filter"] = {"Prefix": value}
+        elif key == "NoncurrentVersionExpiration":
+            out[key] = {k: int(v) for k, v in value.items()}
+        elif key == "AbortIncompleteMultipartUpload":
+            out[key] = {"DaysAfterInitiation": int(value["DaysAfterInitiation"])}
+        elif key == "ExpiredObjectDeleteMarker":
+            out["Expiration"] = {"ExpiredObjectDeleteMarker": bool(value)}
+        elif key == "ExpirationInDays":
+            out["Expiration"] = {"Days": int(value)}
+        else:
+            raise NotImplementedError(f"{BUCKET} lifecycle rule property {key} has no local translation")
+    return out
+
+
+def _encryption(config: Mapping[str, Any]) -> dict[str, Any]:
+    rules = []
+    for rule in config["ServerSideEncryptionConfiguration"]:
+        translated: dict[str, Any] = {
+            "ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"]
+        }
+        if "BucketKeyEnabled" in rule:
+            translated["BucketKeyEnabled"] = bool(rule["BucketKeyEnabled"])
+        rules.append(translated)
+    return {"Rules": rules}
+
+
+def create_bucket(s3: Any, name: str, properties: Mapping[str, Any], region: str) -> None:
+    """Create ``name`` and apply each of the template's ``AWS::S3::Bucket`` properties."""
+    params: dict[str, Any] = {"Bucket": name}
+    if region != "us-east-1":
+        params["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    s3.create_bucket(**params)
+    for key, value in properties.items():
+        if key == "VersioningConfiguration":
+            s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": value["Status"]})
+        elif key == "BucketEncryption":
+            s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration=_encryption(value))
+        elif key == "PublicAccessBlockConfiguration":
+            s3.put_public_access_block(
+                Bucket=name, PublicAccessBlockConfiguration={k: bool(v) for k, v in value.items()}
+            )
+        elif key == "OwnershipControls":
+            s3.put_bucket_ownership_controls(Bucket=name, OwnershipControls=value)
+        elif key == "LifecycleConfiguration":
+            s3.put_bucket_lifecycle_configuration(
+                Bucket=name, LifecycleConfiguration={"Rules": [_lifecycle_rule(r) for r in value["Rules"]]}
+            )
+        else:
+            raise NotImplementedError(f"{BUCKET} property {key} has no local translation")
+
+
+def create_table(dynamodb: Any, name: str, properties: Mapping[str, Any]) -> None:
+    """Create ``name`` with the template's ``AWS::DynamoDB::Table`` properties, then PITR and TTL."""
+    params: dict[str, Any] = {"TableName": name}
+    after: list[tuple[str, dict[str, Any]]] = []
+    for key, value in properties.items():
+        if key in ("AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes"):
+            params[key] = value
+        elif key == "DeletionProtectionEnabled":
+            params[key] = bool(value)
+        elif key == "SSESpecification":
+            sse = {"Enabled": bool(value["SSEEnabled"])}
+            sse.update({k: v for k, v in value.items() if k in ("SSEType", "KMSMasterKeyId")})
+            params[key] = sse
+        elif key == "StreamSpecification":
+            params[key] = {"StreamEnabled": True, "StreamViewType": value["StreamViewType"]}
+        elif key == "PointInTimeRecoverySpecification":
+            spec = {"PointInTimeRecoveryEnabled": bool(value["PointInTimeRecoveryEnabled"])}
+            after.append(("update_continuous_backups", {"PointInTimeRecoverySpecification": spec}))
+        elif key == "TimeToLiveSpecification":
+            spec = {"AttributeName": value["AttributeName"], "Enabled": bool(value["Enabled"])}
+            after.append(("update_time_to_live", {"TimeToLiveSpecification": spec}))
+        else:
+            raise NotImplementedError(f"{TABLE} property {key} has no local translation")
+    dynamodb.create_table(**params)
+    dynamodb.get_waiter("table_exists").wait(TableName=name)
+    for method, kwargs in after:
+        getattr(dynamodb, method)(TableName=name, **kwargs)
+
+
+def bucket_policy(resolver: Resolver, bucket: str) -> dict[str, Any]:
+    """The template's bucket policy for ``bucket``, resolved (exactly one is expected)."""
+    policies = [
+        resolver.resolve(policy["Properties"])
+        for policy in resources_of_type(resolver.template, "AWS::S3::BucketPolicy").values()
+    ]
+    (document,) = (p["PolicyDocument"] for p in policies if p["Bucket"] == bucket)
+    return document
+
+
+def create_storage(resolver: Resolver, s3: Any, dynamodb: Any, names: Names) -> dict[str, Any]:
+    """The bucket and the table, each from the template's resolved properties.
+
+    Returns the bucket policy, resolved but not attached: moto evaluates a statement whose
+    ``Condition`` it cannot check as a match, so ``DenyInsecureTransport`` would deny every
+    request, HTTPS or not (AWS applies it only to plain-HTTP requests).
+    """
+    resources = resolver.template["Resources"]
+    create_bucket(s3, names.bucket, resolver.resolve(resources[BUCKET]["Properties"]), resolver.region)
+    create_table(dynamodb, names.table, resolver.resolve(resources[TABLE]["Properties"]))
+    return bucket_policy(resolver, names.bucket)

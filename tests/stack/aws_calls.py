@@ -1,0 +1,192 @@
+"""Which AWS calls the code makes, read two ways, and whether a template policy allows them.
+
+Statically: every boto3 client method named in the code that a function can reach (a
+name-based call graph over top-level definitions). Dynamically: every call actually sent,
+recorded at botocore's ``_make_api_call`` while the code runs against moto. ``allowed``
+evaluates a template's identity-policy statements (Allow only, wildcards) against a call.
+"""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import botocore.client
+import botocore.session
+from botocore import xform_name
+
+SERVICES = ("s3", "dynamodb")
+S3_ACTIONS = {"HeadObject": "GetObject", "ListObjectsV2": "ListBucket", "HeadBucket": "ListBucket"}
+"""S3 operations whose IAM action has another name; the rest share the operation's name."""
+S3_BUCKET_OPERATIONS = {"ListObjectsV2", "HeadBucket"}
+
+
+@cache
+def operations() -> dict[str, tuple[str, str]]:
+    """``snake_case`` client method -> (service, OperationName), for the services the stack uses."""
+    session = botocore.session.get_session()
+    found: dict[str, tuple[str, str]] = {}
+    for service in SERVICES:
+        for operation in session.get_service_model(service).operation_names:
+            found[xform_name(operation)] = (service, operation)
+    return found
+
+
+def iam_action(service: str, operation: str) -> str:
+    if service == "s3":
+        return f"s3:{S3_ACTIONS.get(operation, operation)}"
+    return f"{service}:{operation}"
+
+
+# ---------------------------------------------------------------- static
+
+
+@dataclass(frozen=True)
+class Definition:
+    module: Path
+    name: str
+    node: ast.AST
+    decorated: bool
+
+
+def _definitions(path: Path) -> list[Definition]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found = []
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            found.append(Definition(path, node.name, node, bool(node.decorator_list)))
+        else:
+            found.append(Definition(path, f"<module {path.name}:{node.lineno}>", node, True))
+    return found
+
+
+def _references(node: ast.AST) -> set[str]:
+    names = set()
+    for child in ast.walk(node):
+        if isinstance(child, ast.Name):
+            names.add(child.id)
+        elif isinstance(child, ast.Attribute):
+            names.add(child.attr)
+        elif isinstance(child, ast.alias):
+            names.add(child.asname or child.name.rpartition(".")[2])
+        elif isinstance(child, ast.ImportFrom) and child.module:
+            names.add(child.module.rpartition(".")[2])
+    return names
+
+
+def reachable(paths: Iterable[Path], roots: Iterable[Path]) -> list[Definition]:
+    """Definitions in ``paths`` reachable by name from all code of the ``roots`` modules.
+
+    Module-level statements and decorated definitions (routes, handlers registered by their
+    decorator) of a root or of a module the roots import count as reached; an undecorated
+    function or class counts when something reached names it.
+    """
+    definitions = [d for p in paths for d in _definitions(p)]
+    by_name: dict[str, list[Definition]] = {}
+    for definition in definitions:
+        by_name.setdefault(definition.name, []).append(definition)
+    root_set = {p.resolve() for p in roots}
+    pending = [d for d in definitions if d.module.resolve() in root_set]
+    seen: set[int] = set()
+    result = []
+    while pending:
+        definition = pending.pop()
+        if id(definition) in seen:
+            continue
+        seen.add(id(definition))
+        result.append(definition)
+        for name in _references(definition.node):
+            pending.extend(by_name.get(name, []))
+            for module_definition in definitions:
+                # importing a module runs its top-level code and registers its decorated defs
+                if module_definition.decorated and module_definition.module.stem == name:
+                    pending.append(module_definition)
+    return result
+
+
+def static_calls(definitions: Iterable[Definition]) -> set[tuple[str, str]]:
+    """(service, OperationName) of every boto3 call spelled in ``definitions``."""
+    known = operations()
+    found = set()
+    for definition in definitions:
+        for node in ast.walk(definition.node):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            method = node.func.attr
+            if method in ("get_paginator", "can_paginate") and node.args:
+                argument = node.args[0]
+                if isinstance(argument, ast.Constant) and argument.value in known:
+                    found.add(known[argument.value])
+            elif method in known:
+                found.add(known[method])
+    return found
+
+
+def policy_actions(statements: Sequence[Mapping[str, Any]]) -> set[str]:
+    actions: set[str] = set()
+    for statement in statements:
+        assert statement["Effect"] == "Allow", statement
+        value = statement["Action"]
+        actions.update([value] if isinstance(value, str) else value)
+    return actions
+
+
+# ---------------------------------------------------------------- dynamic
+
+
+@dataclass(frozen=True)
+class Call:
+    service: str
+    operation: str
+    params: Mapping[str, Any]
+
+    def action(self) -> str:
+        return iam_action(self.service, self.operation)
+
+    def resource(self, region: str, account: str) -> str:
+        if self.service == "s3":
+            if self.operation in S3_BUCKET_OPERATIONS or "Key" not in self.params:
+                return f"arn:aws:s3:::{self.params['Bucket']}"
+            return f"arn:aws:s3:::{self.params['Bucket']}/{self.params['Key']}"
+        if self.service == "dynamodb":
+            tables = [self.params["TableName"]] if "TableName" in self.params else list(self.params["RequestItems"])
+            (table,) = tables
+            return f"arn:aws:dynamodb:{region}:{account}:table/{table}"
+        raise AssertionError(f"unexpected service {self.service}")
+
+
+@contextmanager
+def recorded_calls() -> Iterator[list[Call]]:
+    """Every AWS API call made inside the block, by any botocore client."""
+    calls: list[Call] = []
+    original = botocore.client.BaseClient._make_api_call
+
+    def record(client: Any, operation_name: str, api_params: Mapping[str, Any]) -> Any:
+        calls.append(Call(client.meta.service_model.service_name, operation_name, dict(api_params)))
+        return original(client, operation_name, api_params)
+
+    botocore.client.BaseClient._make_api_call = record
+    try:
+        yield calls
+    finally:
+        botocore.client.BaseClient._make_api_call = original
+
+
+def allowed(statements: Sequence[Mapping[str, Any]], action: str, resource: str) -> bool:
+    """Whether an Allow statement grants ``action`` on ``resource`` (IAM wildcards, case-insensitive action)."""
+    for statement in statements:
+        actions = statement["Action"]
+        resources = statement["Resource"]
+        actions = [actions] if isinstance(actions, str) else actions
+        resources = [resources] if isinstance(resources, str) else resources
+        if any(fnmatch.fnmatchcase(action.lower(), a.lower()) for a in actions) and any(
+            fnmatch.fnmatchcase(resource, r) for r in resources
+        ):
+            return True
+    return False

@@ -1,0 +1,51 @@
+"""Fixtures for the stack tests: the template, the SAM tool venv, moto accounts built from the template."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.template import ROOT, load
+
+SAM_BIN = ROOT / ".venv-sam" / "bin"
+PYTHON_VERSIONS = "3.11.7:3.12.1"
+
+
+@pytest.fixture(scope="session")
+def template() -> dict[str, Any]:
+    return load()
+
+
+@pytest.fixture(scope="session")
+def sam_bin() -> Path:
+    """aws-sam-cli and cfn-lint, installed by ``make sam`` (``make test`` runs it first)."""
+    if not (SAM_BIN / "sam").exists():
+        pytest.fail(f"{SAM_BIN / 'sam'} is missing: run `make sam`")
+    return SAM_BIN
+
+
+@pytest.fixture(scope="session")
+def tool_env() -> dict[str, str]:
+    """Environment for sam, cfn-lint and python3.12: no telemetry, pyenv's 3.12 resolvable, no AWS."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(SAM_CLI_TELEMETRY="0", PYENV_VERSION=os.environ.get("PYENV_VERSION", PYTHON_VERSIONS))
+    return env
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """moto in-process, with credentials and a region that can reach nothing real."""
+    from moto import mock_aws
+
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    with mock_aws():
+        yield
