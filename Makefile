@@ -55,6 +55,10 @@ sam: $(SAM_VENV)/.installed
 local-stack: install
 	$(BIN)/python -m infra.local_stack
 
+# The function vs the obvious scikit-learn + pandas build, side by side; writes BENCHMARKS.md.
+bench: install function/model/model.onnx
+	$(BIN)/python -m bench.run
+
 test-fast: install
 	$(BIN)/pytest
 

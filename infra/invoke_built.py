@@ -1,10 +1,13 @@
 """Invoke a built Lambda artifact as the Lambda runtime would, without Docker.
 
-    python3.12 -I -S infra/invoke_built.py BUILD_DIR HANDLER EVENT_JSON OUT_JSON
+    python3.12 -I -S -B infra/invoke_built.py BUILD_DIR HANDLER EVENT_JSON OUT_JSON [RUNTIME_DIR]
 
-Run it with the runtime's Python in isolated mode without ``site`` (``-I -S``): then the only
+Run it with the runtime's Python in isolated mode without ``site`` (``-I -S``; ``-B`` leaves the
+bundle unchanged, as Lambda's read-only ``/var/task`` does): then the only
 importable code is the standard library and ``BUILD_DIR`` (e.g. ``.aws-sam/build/PredictFunction``),
-so an invocation that works proves the bundle carries everything the handler needs. The
+so an invocation that works proves the bundle carries everything the handler needs. The Lambda
+runtime itself adds ``/var/runtime`` (boto3) after the bundle; ``RUNTIME_DIR`` stands in for it
+when the bundle relies on the runtime's boto3. The
 environment is the caller's to set, as ``sam local invoke`` sets it from the template and
 ``--env-vars``. Standard library only: this file cannot import anything from the project.
 
@@ -44,16 +47,16 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-def foreign_modules(build_dir: Path) -> list[str]:
-    """Loaded modules whose file is neither in the bundle nor in the standard library."""
-    allowed = [build_dir.resolve()] + [
+def foreign_modules(code_dirs: list[Path]) -> list[str]:
+    """Loaded modules whose file is neither in the bundle (or runtime dir) nor in the standard library."""
+    allowed = [d.resolve() for d in code_dirs] + [
         Path(sysconfig.get_paths()[key]).resolve() for key in ("stdlib", "platstdlib")
     ]
     foreign = []
     for name, module in list(sys.modules.items()):
         file = getattr(module, "__file__", None)
         if (
-            name != "__main__"
+            name not in ("__main__", "__mp_main__")  # this script, under either name
             and file
             and not any(Path(file).resolve().is_relative_to(root) for root in allowed)
         ):
@@ -61,8 +64,9 @@ def foreign_modules(build_dir: Path) -> list[str]:
     return sorted(foreign)
 
 
-def invoke(build_dir: Path, handler_name: str, event: Any) -> dict[str, Any]:
-    sys.path.insert(0, str(build_dir))
+def invoke(code_dirs: list[Path], handler_name: str, event: Any) -> dict[str, Any]:
+    """Import the handler from ``code_dirs`` (the bundle first), invoke it once with ``event``."""
+    sys.path[:0] = [str(d) for d in code_dirs]
     timeout = float(os.environ.get("AWS_LAMBDA_FUNCTION_TIMEOUT", "3"))
     started = time.monotonic()
     module_name, _, function_name = handler_name.rpartition(".")
@@ -75,18 +79,18 @@ def invoke(build_dir: Path, handler_name: str, event: Any) -> dict[str, Any]:
         "import_ms": round((imported - started) * 1000, 1),
         "invoke_ms": round((finished - imported) * 1000, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "foreign_modules": foreign_modules(build_dir),
+        "foreign_modules": foreign_modules(code_dirs),
         "top_level_modules": sorted({name.partition(".")[0] for name in sys.modules}),
     }
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 4:
+    if len(argv) not in (4, 5):
         print(__doc__, file=sys.stderr)
         return 2
-    build_dir, handler_name, event_path, out_path = argv
+    build_dir, handler_name, event_path, out_path, *runtime_dir = argv
     event = json.loads(Path(event_path).read_text())
-    result = invoke(Path(build_dir), handler_name, event)
+    result = invoke([Path(build_dir), *map(Path, runtime_dir)], handler_name, event)
     Path(out_path).write_text(json.dumps(result))
     return 0
 

@@ -14,12 +14,10 @@ import logging
 import shlex
 import signal
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import boto3
@@ -91,16 +89,17 @@ def running(port: int = DEFAULT_PORT, names: Names | None = None) -> Iterator[Lo
         server.stop()
 
 
-def _stop_on_signals() -> threading.Event:
-    """An event set by Ctrl-C (SIGINT) or SIGTERM, so either ends the stack through ``finally``."""
-    stop = threading.Event()
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
-    def handle(signum: int, frame: FrameType | None) -> None:
-        stop.set()
 
-    signal.signal(signal.SIGINT, handle)
-    signal.signal(signal.SIGTERM, handle)
-    return stop
+def _hold_stop_signals() -> None:
+    """Block Ctrl-C and SIGTERM in this thread and the ones it starts, so ``sigwait`` takes them.
+
+    A Python signal handler that sets an Event can deadlock against the main thread waiting on
+    that Event; waiting for the signal itself cannot. A signal sent during start-up stays
+    pending and stops the stack as soon as it is up.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,13 +107,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
     parser.add_argument("--env-file", type=Path, help="also write the exports to this file")
     args = parser.parse_args(argv)
-    stop = _stop_on_signals()
+    _hold_stop_signals()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
     with running(args.port) as stack:
         exports = stack.shell_exports()
-        if args.env_file:
+        if args.env_file:  # written whole, then renamed: a reader never sees half of it
             args.env_file.parent.mkdir(parents=True, exist_ok=True)
-            args.env_file.write_text(exports + "\n")
+            staged = args.env_file.with_name(f".{args.env_file.name}.tmp")
+            staged.write_text(exports + "\n")
+            staged.replace(args.env_file)
         print(f"moto on {stack.endpoint_url}: bucket {stack.names.bucket}, table {stack.names.table}")
         print(
             f"champion {stack.pointer['model_version']} at s3://{stack.names.bucket}/{stack.pointer['key']}"
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         print(exports)
         print(".venv/bin/uvicorn credit_api.main:app --host 127.0.0.1 --port 8000\n")
         print("Ctrl-C stops the local stack.", flush=True)
-        stop.wait()
+        signal.sigwait(STOP_SIGNALS)
     print("local stack stopped", flush=True)
     return 0
 

@@ -67,28 +67,32 @@ def _encryption(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def create_bucket(s3: Any, name: str, properties: Mapping[str, Any], region: str) -> None:
-    """Create ``name`` and apply each of the template's ``AWS::S3::Bucket`` properties."""
+    """Create ``name`` and apply each of the template's ``AWS::S3::Bucket`` properties.
+
+    Every property is translated before anything is created, so an unknown one leaves no bucket.
+    """
+    calls: list[tuple[str, dict[str, Any]]] = []
+    for key, value in properties.items():
+        if key == "VersioningConfiguration":
+            calls.append(("put_bucket_versioning", {"VersioningConfiguration": {"Status": value["Status"]}}))
+        elif key == "BucketEncryption":
+            calls.append(("put_bucket_encryption", {"ServerSideEncryptionConfiguration": _encryption(value)}))
+        elif key == "PublicAccessBlockConfiguration":
+            block = {k: bool(v) for k, v in value.items()}
+            calls.append(("put_public_access_block", {"PublicAccessBlockConfiguration": block}))
+        elif key == "OwnershipControls":
+            calls.append(("put_bucket_ownership_controls", {"OwnershipControls": value}))
+        elif key == "LifecycleConfiguration":
+            rules = [_lifecycle_rule(r) for r in value["Rules"]]
+            calls.append(("put_bucket_lifecycle_configuration", {"LifecycleConfiguration": {"Rules": rules}}))
+        else:
+            raise NotImplementedError(f"{BUCKET} property {key} has no local translation")
     params: dict[str, Any] = {"Bucket": name}
     if region != "us-east-1":
         params["CreateBucketConfiguration"] = {"LocationConstraint": region}
     s3.create_bucket(**params)
-    for key, value in properties.items():
-        if key == "VersioningConfiguration":
-            s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": value["Status"]})
-        elif key == "BucketEncryption":
-            s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration=_encryption(value))
-        elif key == "PublicAccessBlockConfiguration":
-            s3.put_public_access_block(
-                Bucket=name, PublicAccessBlockConfiguration={k: bool(v) for k, v in value.items()}
-            )
-        elif key == "OwnershipControls":
-            s3.put_bucket_ownership_controls(Bucket=name, OwnershipControls=value)
-        elif key == "LifecycleConfiguration":
-            s3.put_bucket_lifecycle_configuration(
-                Bucket=name, LifecycleConfiguration={"Rules": [_lifecycle_rule(r) for r in value["Rules"]]}
-            )
-        else:
-            raise NotImplementedError(f"{BUCKET} property {key} has no local translation")
+    for method, kwargs in calls:
+        getattr(s3, method)(Bucket=name, **kwargs)
 
 
 def create_table(dynamodb: Any, name: str, properties: Mapping[str, Any]) -> None:

@@ -17,9 +17,8 @@ import hashlib
 from pathlib import Path
 
 import pandas as pd
-from pydantic import ValidationError
-
 from credit_api.schema import CATEGORICAL, COLUMNS, FEATURE_NAMES, NUMERIC, TARGET, Applicant
+from pydantic import ValidationError
 
 ROOT = Path(__file__).resolve().parents[1]
 RAW_CSV = ROOT.parent / "shared" / "data" / "germancredit.csv"

@@ -1,16 +1,34 @@
-"""skl2onnx converters for the project's own transformers (``training.features``).
+"""skl2onnx converters for the project's own classes (``training.features``, ``training.calibration``).
 
 skl2onnx knows only scikit-learn's classes; ``Log`` and ``MonthlyPayment`` are each one ONNX
 operator (``Log``; ``Gather`` twice and ``Div``). The graph computes them in float32, as the
-Python side does, so both produce the same bits. Call :func:`register` before converting.
+Python side does, so both produce the same bits. ``PlattCalibrated`` embeds its wrapped model's
+graph and maps the probability as the Python class does. Call :func:`register` before converting.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from skl2onnx import update_registered_converter
-from skl2onnx.algebra.onnx_ops import OnnxDiv, OnnxGather, OnnxLog
+from skl2onnx.algebra.onnx_operator import OnnxSubEstimator
+from skl2onnx.algebra.onnx_ops import (
+    OnnxAdd,
+    OnnxCast,
+    OnnxClip,
+    OnnxConcat,
+    OnnxDiv,
+    OnnxGather,
+    OnnxGreaterOrEqual,
+    OnnxLog,
+    OnnxMul,
+    OnnxReshape,
+    OnnxSigmoid,
+    OnnxSub,
+)
+from skl2onnx.common.data_types import FloatTensorType, Int64TensorType
+from skl2onnx.proto import onnx_proto
 
+from training.calibration import CLIP, PlattCalibrated
 from training.features import Log, MonthlyPayment
 
 
@@ -38,7 +56,49 @@ def _convert_monthly_payment(scope, operator, container) -> None:
     node.add_to(scope, container)
 
 
+def _classifier_outputs(operator) -> None:
+    rows = operator.inputs[0].get_first_dimension()
+    operator.outputs[0].type = Int64TensorType([rows])
+    operator.outputs[1].type = FloatTensorType([rows, 2])
+
+
+def _convert_platt(scope, operator, container) -> None:
+    opset = container.target_opset
+    model = operator.raw_operator
+    f32 = np.float32
+    inner = OnnxSubEstimator(model.estimator_, *operator.inputs, op_version=opset, options={"zipmap": False})
+    p = OnnxGather(inner[1], np.array([1], dtype=np.int64), axis=1, op_version=opset)
+    p = OnnxClip(p, np.array(CLIP, dtype=f32), np.array(1 - CLIP, dtype=f32), op_version=opset)
+    odds = OnnxDiv(p, OnnxSub(np.array([1], dtype=f32), p, op_version=opset), op_version=opset)
+    z = OnnxAdd(
+        OnnxMul(OnnxLog(odds, op_version=opset), np.array([model.slope_], dtype=f32), op_version=opset),
+        np.array([model.intercept_], dtype=f32),
+        op_version=opset,
+    )
+    q = OnnxSigmoid(z, op_version=opset)
+    complement = OnnxSub(np.array([1], dtype=f32), q, op_version=opset)
+    probabilities = OnnxConcat(
+        complement, q, axis=1, op_version=opset, output_names=[operator.outputs[1].full_name]
+    )
+    positive = OnnxCast(
+        OnnxGreaterOrEqual(q, np.array([0.5], dtype=f32), op_version=opset),
+        to=onnx_proto.TensorProto.INT64,
+        op_version=opset,
+    )
+    flat = np.array([-1], dtype=np.int64)
+    label = OnnxReshape(positive, flat, op_version=opset, output_names=[operator.outputs[0].full_name])
+    probabilities.add_to(scope, container)
+    label.add_to(scope, container)
+
+
 def register() -> None:
     """Teach skl2onnx the project's transformers (idempotent)."""
     update_registered_converter(Log, "CreditLog", _same_shape, _convert_log)
     update_registered_converter(MonthlyPayment, "CreditMonthlyPayment", _one_column, _convert_monthly_payment)
+    update_registered_converter(
+        PlattCalibrated,
+        "CreditPlattCalibrated",
+        _classifier_outputs,
+        _convert_platt,
+        options={"zipmap": [False, True], "nocl": [False, True]},
+    )

@@ -8,18 +8,22 @@ batch of 1000 does not pay for validating what the service just built.
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Body, FastAPI, Header, Request, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool
+from fastapi.exceptions import RequestValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, ValidationError
+from pydantic_core import to_json
+from starlette.concurrency import run_in_threadpool
 
 from credit_api import errors, web
 from credit_api.decision_log import open_log
+from credit_api.errors import UnsupportedMediaType
 from credit_api.gateway import caller, request_id
 from credit_api.limits import BodyLimit
 from credit_api.model_store import ModelStore
-from credit_api.observability import SERVICE, FlushMetricsOutsideLambda
+from credit_api.observability import SERVICE, OutsideLambda
 from credit_api.policy import GRADES
 from credit_api.schema import EXAMPLE_APPLICANT, Applicant, describe
 from credit_api.service import Call, DecisionService
@@ -42,7 +46,9 @@ class PredictResponse(BaseModel):
     model_version: str
     probability_of_default: float = Field(ge=0, le=1)
     decision: Literal["approve", "review", "decline"]
-    score: int = Field(description="points: 600 at 50:1 good:bad odds, 20 points to double the odds")
+    score: int = Field(
+        description="points on the model card's scale (600 at 50:1 good:bad odds, +20 per doubling)"
+    )
     risk_grade: str = Field(description=f"one of {', '.join(GRADES)}; A is the safest")
     reasons: list[ReasonOut] = Field(description="at most 4, for review and decline only; empty for approve")
 
@@ -90,6 +96,7 @@ class DecisionRecord(PredictResponse):
     created_at: str
     request_id: str
     idempotency_key: str | None = None
+    request_hash: str | None = Field(None, description="sha256 of the request, kept with an Idempotency-Key")
     inputs: dict[str, int | str]
     expected_profit: float
     outcome: Outcome | None = None
@@ -134,7 +141,55 @@ IdempotencyKey = Annotated[
     ),
 ]
 
-router = APIRouter()
+# A body without Content-Type is read as JSON (API Gateway test consoles send none); one that
+# declares another type gets a 415.
+router = APIRouter(strict_content_type=False)
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+
+async def parse_json(request: Request, model: type[M]) -> M:
+    """The request body validated as ``model`` straight from bytes (pydantic's Rust JSON parser).
+
+    Parsing and validating a batch of 1000 this way takes about half the time of FastAPI's
+    ``json.loads`` then validate. Errors come out as FastAPI's would (``RequestValidationError``
+    with ``body`` locations), so :mod:`credit_api.errors` maps both; an unknown top-level field
+    also carries the model's accepted fields.
+    """
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type and content_type != "application/json" and not content_type.endswith("+json"):
+        raise UnsupportedMediaType("Send the request body as JSON with Content-Type: application/json.")
+    body = await request.body()
+    if not body:
+        raise RequestValidationError(
+            [{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}]
+        )
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        errors = []
+        for error in exc.errors(include_url=False):
+            if error["type"] == "extra_forbidden" and len(error["loc"]) == 1:
+                error = {**error, "allowed": list(model.model_fields)}
+            errors.append({**error, "loc": ("body", *error["loc"])})
+        raise RequestValidationError(errors) from None
+
+
+def json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI for a body that :func:`parse_json` reads: the model's schema, nested models by reference."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    schema.pop("$defs", None)
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def fields(applicant: BaseModel) -> dict[str, Any]:
+    """A validated applicant's inputs as a dict, without copying.
+
+    Pydantic keeps a model's field values in its ``__dict__``; ``Applicant`` is frozen and
+    forbids extra fields, so that dict is exactly the 16 inputs. ``model_dump`` would copy
+    them again: 2.5 ms for a batch of 1000.
+    """
+    return applicant.__dict__
 
 
 def _service(request: Request) -> DecisionService:
@@ -151,8 +206,19 @@ def _json(content: Any, request: Request, status_code: int = 200, replayed: bool
     headers = {"X-Request-Id": request_id(request.scope)}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
-    body = json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
-    return Response(body, status_code=status_code, media_type="application/json", headers=headers)
+    return Response(to_json(content), status_code=status_code, media_type="application/json", headers=headers)
+
+
+async def _run(request: Request, work: Callable[..., T], *args: Any) -> T:
+    """Run blocking work (model, decision log) for a route.
+
+    Through Mangum, inline: a Lambda container serves one request at a time, and the hop to a
+    worker thread would cost more than scoring (about 2 ms of a 1.5 ms budget). Under uvicorn,
+    in the thread pool, so one slow request does not hold up the others.
+    """
+    if "aws.event" in request.scope:
+        return work(*args)
+    return await run_in_threadpool(work, *args)
 
 
 @router.post(
@@ -162,13 +228,15 @@ def _json(content: Any, request: Request, status_code: int = 200, replayed: bool
     summary="Score one application",
     tags=["scoring"],
 )
-def predict(
+async def predict(
     applicant: Annotated[Applicant, Body()],  # type: ignore[valid-type]
     request: Request,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    result, replayed = _service(request).predict(
-        applicant.model_dump(),  # type: ignore[attr-defined]
+    result, replayed = await _run(
+        request,
+        _service(request).predict,
+        fields(applicant),
         _call(request, idempotency_key),
     )
     return _json(result, request, replayed=replayed)
@@ -178,19 +246,23 @@ def predict(
     "/predict/batch",
     response_model=BatchResponse,
     responses=SCORING_ERRORS,
+    openapi_extra=json_body(BatchRequest),
     summary=f"Score up to {MAX_BATCH} applications in one model run",
     tags=["scoring"],
 )
-def predict_batch(batch: BatchRequest, request: Request, idempotency_key: IdempotencyKey = None) -> Response:
-    applicants = [a.model_dump() for a in batch.applicants]
-    results, replayed = _service(request).predict_batch(applicants, _call(request, idempotency_key))
+async def predict_batch(request: Request, idempotency_key: IdempotencyKey = None) -> Response:
+    batch = await parse_json(request, BatchRequest)
+    applicants = [fields(a) for a in batch.applicants]
+    results, replayed = await _run(
+        request, _service(request).predict_batch, applicants, _call(request, idempotency_key)
+    )
     return _json({"results": results}, request, replayed=replayed)
 
 
 @router.get("/health", summary="Model loaded, its version and load time", tags=["service"])
-def health(request: Request) -> dict[str, Any]:
+async def health(request: Request) -> dict[str, Any]:
     service = _service(request)
-    model = service.store.current()
+    model = await _run(request, service.store.current)
     return {
         "status": "ok",
         "model_loaded": True,
@@ -203,8 +275,8 @@ def health(request: Request) -> dict[str, Any]:
 
 
 @router.get("/model", summary="Model card: metrics, policy, inputs, score scale", tags=["service"])
-def model_card(request: Request) -> dict[str, Any]:
-    model = _service(request).store.current()
+async def model_card(request: Request) -> dict[str, Any]:
+    model = await _run(request, _service(request).store.current)
     manifest = model.manifest
     scale = manifest.score_scale
     return {
@@ -243,8 +315,8 @@ def model_card(request: Request) -> dict[str, Any]:
     summary="The stored record of one decision",
     tags=["decisions"],
 )
-def decision(decision_id: str, request: Request) -> Response:
-    return _json(_service(request).decision(decision_id), request)
+async def decision(decision_id: str, request: Request) -> Response:
+    return _json(await _run(request, _service(request).decision, decision_id), request)
 
 
 @router.post(
@@ -258,9 +330,14 @@ def decision(decision_id: str, request: Request) -> Response:
     },
     summary="Record what became of a loan",
     tags=["decisions"],
+    openapi_extra=json_body(OutcomeReport),
 )
-def outcome(report: OutcomeReport, request: Request) -> Response:
-    record = _service(request).record_outcome(report.decision_id, report.defaulted, report.observed_at)
+async def outcome(request: Request) -> Response:
+    report = await parse_json(request, OutcomeReport)
+    service = _service(request)
+    record = await _run(
+        request, service.record_outcome, report.decision_id, report.defaulted, report.observed_at
+    )
     return _json(record, request)
 
 
@@ -281,7 +358,7 @@ def create_app(settings: Settings, store: ModelStore | None = None, log: Any = N
     )
     errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(FlushMetricsOutsideLambda)
+    app.add_middleware(OutsideLambda)
     app.include_router(router)
     app.include_router(web.router)
     return app

@@ -13,6 +13,7 @@ record and never overwritten by a different outcome.
 A record, as stored and as returned by ``GET /decisions/{id}``::
 
     {"decision_id", "created_at", "model_version", "request_id", "idempotency_key"|None,
+     "request_hash"|None (sha256 of the request, with an idempotency key),
      "inputs": {16 inputs}, "probability_of_default", "decision", "score", "risk_grade",
      "expected_profit", "reasons": [{"input", "label", "message"}],
      "outcome": None | {"defaulted", "observed_at", "recorded_at"}}
@@ -25,8 +26,11 @@ import sqlite3
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
+
+from pydantic_core import to_json
 
 from credit_api.errors import DecisionLogUnavailable, NotFound, OutcomeConflict
 from credit_api.observability import logger
@@ -92,13 +96,13 @@ class SqliteDecisionLog:
 
     @staticmethod
     def _row(record: Record) -> tuple[str, str, str, str, str]:
-        body = {k: v for k, v in record.items() if k != "outcome"}
+        # The record's own "outcome" (None when written) is superseded by the outcome column.
         return (
             record["decision_id"],
             record["created_at"],
             record["model_version"],
             record["decision"],
-            json.dumps(body, separators=(",", ":")),
+            to_json(record).decode(),
         )
 
     @staticmethod
@@ -175,7 +179,7 @@ class SqliteDecisionLog:
                 if stored["outcome"] is None:
                     db.execute(
                         "UPDATE decisions SET outcome = ? WHERE decision_id = ?",
-                        (json.dumps(outcome, separators=(",", ":")), decision_id),
+                        (to_json(outcome).decode(), decision_id),
                     )
                     stored["outcome"] = outcome
                 elif not same_outcome(stored["outcome"], outcome):
@@ -247,11 +251,13 @@ class DynamoDecisionLog:
     BATCH_WRITE = 25
     BATCH_GET = 100
     ATTEMPTS = 5
+    WRITERS = 8
 
     def __init__(self, table: str, client: Any = None, endpoint_url: str | None = None) -> None:
         self.table = table
         self._client = client
         self._endpoint_url = endpoint_url
+        self._executor: ThreadPoolExecutor | None = None
 
     @property
     def client(self) -> Any:
@@ -283,22 +289,37 @@ class DynamoDecisionLog:
         return existing, False
 
     def put_many(self, records: Sequence[Record]) -> None:
+        """BatchWriteItem in chunks of 25, several chunks in flight at once.
+
+        A batch of 1000 is 40 calls; one after the other they would cost 40 round trips. The
+        calls are I/O, so a few threads overlap them (boto3 clients are thread-safe). Any chunk
+        that still fails after retries fails the whole request.
+        """
         items = [{"PutRequest": {"Item": _item(r)}} for r in records]
+        chunks = [items[i : i + self.BATCH_WRITE] for i in range(0, len(items), self.BATCH_WRITE)]
         try:
-            for start in range(0, len(items), self.BATCH_WRITE):
-                pending = items[start : start + self.BATCH_WRITE]
-                for attempt in range(self.ATTEMPTS):
-                    answer = self.client.batch_write_item(RequestItems={self.table: pending})
-                    pending = answer.get("UnprocessedItems", {}).get(self.table, [])
-                    if not pending:
-                        break
-                    time.sleep(0.02 * 2**attempt)
-                else:
-                    raise RuntimeError(f"{len(pending)} records left unprocessed")
+            if len(chunks) == 1:
+                self._write_chunk(chunks[0])
+            else:
+                list(self._pool().map(self._write_chunk, chunks))  # re-raises the first failure
         except DecisionLogUnavailable:
             raise
         except Exception as exc:
             raise self._unavailable(exc) from exc
+
+    def _write_chunk(self, pending: list[dict[str, Any]]) -> None:
+        for attempt in range(self.ATTEMPTS):
+            answer = self.client.batch_write_item(RequestItems={self.table: pending})
+            pending = answer.get("UnprocessedItems", {}).get(self.table, [])
+            if not pending:
+                return
+            time.sleep(0.02 * 2**attempt)
+        raise RuntimeError(f"{len(pending)} records left unprocessed")
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=self.WRITERS, thread_name_prefix="decision-log")
+        return self._executor
 
     def get(self, decision_id: str) -> Record | None:
         try:

@@ -119,7 +119,7 @@ def _rule(name: str) -> str | None:
         return None
     if feature.categorical:
         return "must be one of " + ", ".join(f"{code!r} ({label})" for code, label in feature.codes.items())
-    unit = f" {feature.unit}" if feature.unit else ""
+    unit = f" ({feature.unit})" if feature.unit else ""
     return f"must be a whole number from {feature.minimum} to {feature.maximum}{unit}"
 
 
@@ -143,9 +143,11 @@ def field_errors(raw: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         kind = error.get("type", "")
         sent = error.get("input")
         if kind == "extra_forbidden":
-            allowed: Any = list(FEATURE_NAMES) if name not in BY_NAME and _is_applicant(loc) else None
+            # A parser that knows its model names the accepted fields; otherwise a body-level
+            # field belongs to an applicant.
+            allowed: Any = error.get("allowed") or (list(FEATURE_NAMES) if _is_applicant(loc) else None)
             message = f"{name!r} is not an accepted field" + (
-                "; the inputs are " + ", ".join(FEATURE_NAMES) if allowed else ""
+                "; the accepted fields are " + ", ".join(allowed) if allowed else ""
             )
         elif kind == "missing":
             allowed, sent = _allowed(name), None

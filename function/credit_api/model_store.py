@@ -200,10 +200,6 @@ class ModelStore:
         self._lock = threading.Lock()
         self.last_error: str | None = None
 
-    @property
-    def loaded(self) -> LoadedModel | None:
-        return self._model
-
     def _client(self) -> Any:
         if self._s3 is None:
             from credit_api.aws import client

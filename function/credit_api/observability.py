@@ -22,6 +22,8 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.tracing.base import BaseProvider, BaseSegment
 
+from credit_api.gateway import request_id
+
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "credit-api"
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "LoanDefault"
 
@@ -77,19 +79,24 @@ def milliseconds(name: str, value: float) -> None:
     metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=round(value, 3))
 
 
-class FlushMetricsOutsideLambda:
-    """ASGI middleware: under uvicorn, publish each request's metrics as the Lambda handler would.
+class OutsideLambda:
+    """ASGI middleware: under uvicorn, do per request what the Lambda handler's decorators do.
 
-    In Lambda, ``metrics.log_metrics`` on the handler flushes once per invocation, so this
-    does nothing for requests that came through Mangum (their scope carries ``aws.event``).
+    Logs get the request id as correlation id, and each request's metrics are published when
+    it ends. Requests that came through Mangum (their scope carries ``aws.event``) are left to
+    ``logger.inject_lambda_context`` and ``metrics.log_metrics``.
     """
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or "aws.event" in scope:
+            await self.app(scope, receive, send)
+            return
+        logger.set_correlation_id(request_id(scope))
         try:
             await self.app(scope, receive, send)
         finally:
-            if scope["type"] == "http" and "aws.event" not in scope and metrics.metric_set:
+            if metrics.metric_set:
                 metrics.flush_metrics()

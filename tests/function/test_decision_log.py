@@ -137,3 +137,23 @@ def test_attribute_values_round_trip() -> None:
 def test_open_log_picks_the_store(tmp_path) -> None:
     assert open_log(None, tmp_path / "x.sqlite3").kind == "sqlite"
     assert open_log("table", tmp_path / "x.sqlite3").kind == "dynamodb"
+
+
+def test_one_failed_chunk_fails_the_whole_batch(dynamodb: Any) -> None:
+    class SecondChunkFails:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
+            self.calls += 1
+            if self.calls == 2:
+                from botocore.exceptions import ClientError
+
+                raise ClientError(
+                    {"Error": {"Code": "ProvisionedThroughputExceededException"}}, "BatchWriteItem"
+                )
+            return dynamodb.batch_write_item(RequestItems=RequestItems)
+
+    log = DynamoDecisionLog(TABLE, client=SecondChunkFails())
+    with pytest.raises(DecisionLogUnavailable):
+        log.put_many([record() for _ in range(100)])

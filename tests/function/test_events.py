@@ -22,6 +22,7 @@ EXPECTED_STATUS = {
     "openapi": 200,
     "docs": 200,
     "page": 200,
+    "static": 200,
     "decision": 200,  # after predict.json, whose Idempotency-Key fixes this decision id
     "outcome": 200,
 }
@@ -132,10 +133,13 @@ def test_docs_under_the_stage_point_to_the_staged_openapi(invoke) -> None:
     assert "/Prod/openapi.json" in response["body"]
 
 
-def test_web_page_is_served_at_the_stage_root(invoke) -> None:
+def test_web_page_and_its_assets_are_served_under_the_stage(invoke) -> None:
     response = invoke(load_event("page"))
     assert response["statusCode"] == 200
     assert response["headers"]["content-type"].startswith("text/html")
+    asset = invoke(load_event("static"))
+    assert asset["statusCode"] == 200
+    assert asset["headers"]["content-type"].startswith("text/javascript")
 
 
 def test_batch_answers_in_request_order(invoke, bundled_version: str) -> None:

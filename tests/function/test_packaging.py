@@ -61,3 +61,33 @@ def test_requirements_pin_exactly_within_pyproject_ranges() -> None:
         assert spec.operator == "==", f"{name} must be pinned exactly"
         assert ranges[name].specifier.contains(spec.version), f"{name}=={spec.version} outside {ranges[name]}"
         assert pin.extras == ranges[name].extras, name
+
+
+def test_handler_runs_with_active_tracing(tmp_path: Path) -> None:
+    """As deployed (``Tracing: Active``): the X-Ray SDK is loaded and the handler still answers.
+
+    Segments go by UDP to an unused loopback port, as the SDK sends them to the Lambda daemon.
+    """
+    script = (
+        "import json, sys\n"
+        "from tests.support import LambdaContext, load_event\n"
+        "from credit_api.main import handler\n"
+        "response = handler(load_event('predict_stage'), LambdaContext())\n"
+        "print(json.dumps({'status': response['statusCode'], 'xray': 'aws_xray_sdk.core' in sys.modules}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "POWERTOOLS_TRACE_DISABLED"}
+    env.update(
+        {
+            "LAMBDA_TASK_ROOT": str(ROOT / "function"),
+            "AWS_LAMBDA_FUNCTION_NAME": "PredictFunction",
+            "_X_AMZN_TRACE_ID": "Root=1-674b4a10-3b5e8d7f0c2a9e6b1d4f7a20;Parent=53995c3f42cd8ad8;Sampled=1",
+            "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2999",
+            "DECISIONS_DB": str(tmp_path / "d.sqlite3"),
+        }
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answer == {"status": 200, "xray": True}

@@ -52,7 +52,7 @@ def test_batch_is_written_in_batches(dynamo_app: Any, dynamodb: Any, monkeypatch
     monkeypatch.setattr(dynamodb, "put_item", lambda **kw: pytest.fail("batch wrote one by one"))
     response = TestClient(dynamo_app).post("/predict/batch", json={"applicants": [EXAMPLE_APPLICANT] * 60})
     assert response.status_code == 200
-    assert calls == [25, 25, 10]
+    assert sorted(calls) == [10, 25, 25]
     assert len(scan(dynamodb)) == 60
 
 

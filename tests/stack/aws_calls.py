@@ -60,13 +60,14 @@ def _definitions(path: Path) -> list[Definition]:
     found = []
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            found.append(Definition(path, node.name, node, bool(node.decorator_list)))
+            found.append(Definition(path.resolve(), node.name, node, bool(node.decorator_list)))
         else:
-            found.append(Definition(path, f"<module {path.name}:{node.lineno}>", node, True))
+            found.append(Definition(path.resolve(), f"<module {path.name}:{node.lineno}>", node, True))
     return found
 
 
 def _references(node: ast.AST) -> set[str]:
+    """Names a definition uses: variables, attributes and imported names."""
     names = set()
     for child in ast.walk(node):
         if isinstance(child, ast.Name):
@@ -75,24 +76,44 @@ def _references(node: ast.AST) -> set[str]:
             names.add(child.attr)
         elif isinstance(child, ast.alias):
             names.add(child.asname or child.name.rpartition(".")[2])
-        elif isinstance(child, ast.ImportFrom) and child.module:
-            names.add(child.module.rpartition(".")[2])
     return names
 
 
-def reachable(paths: Iterable[Path], roots: Iterable[Path]) -> list[Definition]:
-    """Definitions in ``paths`` reachable by name from all code of the ``roots`` modules.
+def _imported_modules(node: ast.AST) -> set[tuple[str, str]]:
+    """(package, module) pairs a definition imports: ``credit_api.x``, ``from training import y``."""
+    found = set()
+    for child in ast.walk(node):
+        if isinstance(child, ast.Import):
+            found |= {tuple(a.name.rsplit(".", 1)) for a in child.names if "." in a.name}
+        elif isinstance(child, ast.ImportFrom) and child.module:
+            package, _, module = child.module.rpartition(".")
+            if package:
+                found.add((package, module))
+            found |= {(child.module, a.name) for a in child.names}
+    return found
 
-    Module-level statements and decorated definitions (routes, handlers registered by their
-    decorator) of a root or of a module the roots import count as reached; an undecorated
-    function or class counts when something reached names it.
+
+def reachable(paths: Iterable[Path], roots: Iterable[Path]) -> list[Definition]:
+    """Definitions in ``paths`` reachable from all code of the ``roots`` modules.
+
+    Importing a module runs its top-level statements and its decorators (routes register
+    themselves), so those count as reached for every module imported by reached code. A name
+    used by reached code reaches the definitions of that name in its own module and in the
+    modules its module imports.
     """
+    paths = [p.resolve() for p in paths]
     definitions = [d for p in paths for d in _definitions(p)]
-    by_name: dict[str, list[Definition]] = {}
+    key_of = {p: (p.parent.name, p.stem) for p in paths}
+    imports = {p: _imported_modules(ast.parse(p.read_text())) & set(key_of.values()) for p in paths}
+    by_key_and_name: dict[tuple[tuple[str, str], str], list[Definition]] = {}
+    by_module: dict[tuple[str, str], list[Definition]] = {}
     for definition in definitions:
-        by_name.setdefault(definition.name, []).append(definition)
+        key = key_of[definition.module]
+        by_key_and_name.setdefault((key, definition.name), []).append(definition)
+        if definition.decorated:
+            by_module.setdefault(key, []).append(definition)
     root_set = {p.resolve() for p in roots}
-    pending = [d for d in definitions if d.module.resolve() in root_set]
+    pending = [d for d in definitions if d.module in root_set]
     seen: set[int] = set()
     result = []
     while pending:
@@ -101,12 +122,12 @@ def reachable(paths: Iterable[Path], roots: Iterable[Path]) -> list[Definition]:
             continue
         seen.add(id(definition))
         result.append(definition)
+        visible = {key_of[definition.module], *imports[definition.module]}
         for name in _references(definition.node):
-            pending.extend(by_name.get(name, []))
-            for module_definition in definitions:
-                # importing a module runs its top-level code and registers its decorated defs
-                if module_definition.decorated and module_definition.module.stem == name:
-                    pending.append(module_definition)
+            for key in visible:
+                pending.extend(by_key_and_name.get((key, name), []))
+        for module in _imported_modules(definition.node):
+            pending.extend(by_module.get(module, []))
     return result
 
 
@@ -155,7 +176,11 @@ class Call:
                 return f"arn:aws:s3:::{self.params['Bucket']}"
             return f"arn:aws:s3:::{self.params['Bucket']}/{self.params['Key']}"
         if self.service == "dynamodb":
-            tables = [self.params["TableName"]] if "TableName" in self.params else list(self.params["RequestItems"])
+            tables = (
+                [self.params["TableName"]]
+                if "TableName" in self.params
+                else list(self.params["RequestItems"])
+            )
             (table,) = tables
             return f"arn:aws:dynamodb:{region}:{account}:table/{table}"
         raise AssertionError(f"unexpected service {self.service}")
@@ -179,7 +204,7 @@ def recorded_calls() -> Iterator[list[Call]]:
 
 
 def allowed(statements: Sequence[Mapping[str, Any]], action: str, resource: str) -> bool:
-    """Whether an Allow statement grants ``action`` on ``resource`` (IAM wildcards, case-insensitive action)."""
+    """Whether an Allow statement grants ``action`` on ``resource`` (IAM wildcards; actions ignore case)."""
     for statement in statements:
         actions = statement["Action"]
         resources = statement["Resource"]

@@ -49,3 +49,20 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     with mock_aws():
         yield
+
+
+@pytest.fixture
+def storage(aws: None, template: dict[str, Any]) -> dict[str, Any]:
+    """The template's bucket and table in moto, seeded with data/credit.csv and the bundled champion."""
+    import boto3
+
+    from infra.resources import Names, create_storage
+    from infra.seed import seed
+    from infra.template import Resolver
+
+    names = Names.for_stack("stack-test")
+    resolver = Resolver(template, names=names.as_refs(), region="us-east-1", stack_name="stack-test")
+    s3, dynamodb = boto3.client("s3"), boto3.client("dynamodb")
+    create_storage(resolver, s3, dynamodb, names)
+    pointer = seed(s3, names.bucket)
+    return {"names": names, "resolver": resolver, "s3": s3, "dynamodb": dynamodb, "pointer": pointer}

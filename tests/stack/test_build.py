@@ -1,0 +1,210 @@
+"""``sam build PredictFunction`` works without a container, fits the budget, and the built bundle runs alone.
+
+Docker cannot pull the Lambda images here, so ``sam local invoke`` cannot run. In its place
+each event of ``events/`` goes to the *built* artifact the way ``sam local invoke`` sends it:
+a fresh python3.12 process per event (a cold start each), whose import path is only
+``.aws-sam/build/PredictFunction`` and the standard library, with the handler string and the
+environment read from ``template.yaml`` and ``infra/env.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.template import (
+    ROOT,
+    Resolver,
+    function_environment,
+    function_property,
+    load_env_json,
+    sam_local_environment,
+)
+from tests.function.test_events import EXPECTED_STATUS
+
+pytestmark = pytest.mark.slow
+BUILD_DIR = ROOT / ".aws-sam" / "build"
+FUNCTION = "PredictFunction"
+MIB = 2**20
+BUDGET_MIB = 170
+"""The Lambda limit is 250 MiB unzipped; the bundle is mostly onnxruntime and numpy."""
+FORBIDDEN = {"sklearn", "pandas", "training", "scipy", "skl2onnx", "uvicorn"}
+
+
+@pytest.fixture(scope="module")
+def built(sam_bin: Path, tool_env: dict[str, str]) -> Iterator[Path]:
+    """``sam build PredictFunction``: only the zip function (the retrain image needs Docker)."""
+    started = time.monotonic()
+    result = subprocess.run(
+        [str(sam_bin / "sam"), "build", FUNCTION],
+        cwd=ROOT,
+        env=tool_env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    print(f"\nsam build {FUNCTION}: {time.monotonic() - started:.1f} s")
+    yield BUILD_DIR / FUNCTION
+
+
+@pytest.fixture(scope="module")
+def runtime_dir(built: Path, tool_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """Stand-in for the runtime's ``/var/runtime`` (boto3), needed only if the bundle leaves boto3 out."""
+    if (built / "boto3").is_dir():
+        return []
+    target = tmp_path_factory.mktemp("var-runtime")
+    subprocess.run(
+        ["python3.12", "-m", "pip", "install", "--quiet", "--target", str(target), "boto3>=1.44,<1.45"],
+        env=tool_env,
+        check=True,
+        timeout=600,
+    )
+    return [str(target)]
+
+
+def tree_size(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def test_built_bundle_fits_the_size_budget(built: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    size = tree_size(built)
+    largest = sorted(
+        ((tree_size(p) if p.is_dir() else p.stat().st_size, p.name) for p in built.iterdir()), reverse=True
+    )
+    with capsys.disabled():
+        print(f"\n{FUNCTION} unzipped: {size / MIB:.1f} MiB ({size:,} bytes); budget {BUDGET_MIB} MiB")
+        print("largest: " + ", ".join(f"{name} {bytes_ / MIB:.1f}" for bytes_, name in largest[:6]))
+    assert (built / "credit_api" / "main.py").is_file() and (built / "model" / "model.onnx").is_file()
+    assert size <= BUDGET_MIB * MIB, f"{size / MIB:.1f} MiB > {BUDGET_MIB} MiB; largest: {largest[:6]}"
+
+
+def lambda_environment(
+    template: dict[str, Any], variables: dict[str, str], tool_env: dict[str, str]
+) -> dict[str, str]:
+    """What Lambda (and ``sam local``) adds to the function's own variables, with dummy credentials."""
+    return {
+        **variables,
+        "AWS_LAMBDA_FUNCTION_NAME": FUNCTION,
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function_property(template, FUNCTION, "MemorySize")),
+        "AWS_LAMBDA_FUNCTION_TIMEOUT": str(function_property(template, FUNCTION, "Timeout")),
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SAM_LOCAL": "true",
+        "TZ": ":UTC",
+        "PATH": tool_env["PATH"],
+        "PYENV_VERSION": tool_env["PYENV_VERSION"],
+    }
+
+
+def invoke_built(
+    built: Path, handler: str, event: Path, env: dict[str, str], out: Path, runtime: list[str]
+) -> dict[str, Any]:
+    command = [
+        "python3.12",
+        "-I",
+        "-S",
+        "-B",  # /var/task is read-only in Lambda: no .pyc written into the bundle
+        str(ROOT / "infra" / "invoke_built.py"),
+        str(built),
+        handler,
+        str(event),
+    ]
+    result = subprocess.run(
+        [*command, str(out), *runtime], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    answer = json.loads(out.read_text())
+    answer["stdout"] = result.stdout
+    return answer
+
+
+def check_bundle_alone(answer: dict[str, Any]) -> None:
+    assert answer["foreign_modules"] == []
+    assert FORBIDDEN.isdisjoint(answer["top_level_modules"])
+
+
+def test_every_event_through_the_built_bundle_as_sam_local_invoke_would(
+    built: Path, runtime_dir: list[str], template: dict[str, Any], tool_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The template's handler and environment with env.json's overrides: bundled model, SQLite log."""
+    resolver = Resolver(template, names={"ModelBucket": "ModelBucket", "DecisionsTable": "DecisionsTable"})
+    variables = sam_local_environment(resolver, FUNCTION, load_env_json())
+    assert variables["DECISIONS_DB"].startswith("/tmp/")
+    variables["DECISIONS_DB"] = str(tmp_path / "decisions.sqlite3")  # this machine's /tmp is shared
+    env = lambda_environment(template, variables, tool_env)
+    handler = function_property(template, FUNCTION, "Handler")
+    answers = {}
+    for name, status in EXPECTED_STATUS.items():
+        answer = invoke_built(
+            built, handler, ROOT / "events" / f"{name}.json", env, tmp_path / "out.json", runtime_dir
+        )
+        response = answer["response"]
+        assert response["statusCode"] == status, (name, response["body"][:500])
+        assert "Traceback" not in response["body"]
+        check_bundle_alone(answer)
+        answers[name] = answer
+    predicted = json.loads(answers["predict"]["response"]["body"])
+    decision = json.loads(answers["decision"]["response"]["body"])
+    assert decision["decision_id"] == predicted["decision_id"]
+    assert decision["outcome"] is None
+    outcome = json.loads(answers["outcome"]["response"]["body"])
+    assert outcome["outcome"]["defaulted"] is True
+    health = json.loads(answers["health"]["response"]["body"])
+    assert health["decision_log"] == "sqlite" and health["source"].startswith("bundled")
+    assert "<html" in answers["page"]["response"]["body"].lower()
+    assert "/predict" in json.loads(answers["openapi"]["response"]["body"])["paths"]
+    errors = json.loads(answers["predict_bad_request"]["response"]["body"])["errors"]
+    assert errors and all(e["field"] for e in errors)
+    emf = [
+        json.loads(line) for line in answers["predict"]["stdout"].splitlines() if line.startswith('{"_aws"')
+    ]
+    assert any(
+        m["Name"] == "ModelLoadTimeMs"
+        for r in emf
+        for d in r["_aws"]["CloudWatchMetrics"]
+        for m in d["Metrics"]
+    )
+
+
+def test_built_bundle_against_the_local_stack(
+    built: Path, runtime_dir: list[str], template: dict[str, Any], tool_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The deployed configuration: model from S3 through the pointer, decisions in DynamoDB (moto)."""
+    from infra.local_stack import clients, running
+
+    with running(port=0) as stack:
+        resolver = Resolver(template, names=stack.names.as_refs())
+        variables = function_environment(resolver, FUNCTION)
+        assert variables["MODEL_BUCKET"] == stack.names.bucket
+        env = lambda_environment(template, variables, tool_env) | {"AWS_ENDPOINT_URL": stack.endpoint_url}
+        handler = function_property(template, FUNCTION, "Handler")
+        responses = {}
+        for name in ("predict", "decision", "outcome", "predict_batch", "health"):
+            answer = invoke_built(
+                built, handler, ROOT / "events" / f"{name}.json", env, tmp_path / "out.json", runtime_dir
+            )
+            check_bundle_alone(answer)
+            assert answer["response"]["statusCode"] == 200, (name, answer["response"]["body"][:500])
+            responses[name] = json.loads(answer["response"]["body"])
+        health = responses["health"]
+        assert health["decision_log"] == "dynamodb"
+        assert health["source"] == f"s3://{stack.names.bucket}/{stack.pointer['key']}"
+        assert health["model_version"] == stack.pointer["model_version"]
+        _, dynamodb = clients(stack.endpoint_url)
+        stored = dynamodb.get_item(
+            TableName=stack.names.table, Key={"decision_id": {"S": responses["predict"]["decision_id"]}}
+        )["Item"]
+        assert stored["outcome"]["M"]["defaulted"] == {"BOOL": True}
+        count = dynamodb.scan(TableName=stack.names.table, Select="COUNT")["Count"]
+        assert count == 1 + len(responses["predict_batch"]["results"])

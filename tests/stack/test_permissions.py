@@ -1,0 +1,106 @@
+"""The functions' IAM policies allow exactly the AWS calls their code makes, on exactly their resources."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from infra.template import ROOT, Resolver, function_environment
+from tests.stack.aws_calls import (
+    allowed,
+    iam_action,
+    policy_actions,
+    reachable,
+    recorded_calls,
+    static_calls,
+)
+from tests.support import LambdaContext, load_event
+
+FUNCTION_CODE = sorted((ROOT / "function" / "credit_api").glob("*.py"))
+TRAINING_CODE = sorted((ROOT / "training").glob("*.py"))
+EVENT_ORDER = (
+    "predict",
+    "decision",
+    "outcome",
+    "predict_batch",
+    "predict_stage",
+    "predict_http_api",
+    "health",
+    "model",
+    "page",
+)
+
+
+def statements(resolver: Resolver, function: str) -> list[dict[str, Any]]:
+    """The function's inline policy statements, resolved (SAM adds only logs and X-Ray to these)."""
+    policies = resolver.template["Resources"][function]["Properties"]["Policies"]
+    return [s for policy in resolver.resolve(policies) for s in policy["Statement"]]
+
+
+def code_actions(roots: list[Path], paths: list[Path]) -> set[str]:
+    return {iam_action(*call) for call in static_calls(reachable(paths, roots))}
+
+
+def test_predict_policy_grants_exactly_the_calls_in_the_handlers_code(template: dict[str, Any]) -> None:
+    actions = code_actions([ROOT / "function" / "credit_api" / "main.py"], FUNCTION_CODE)
+    assert actions == policy_actions(
+        statements(Resolver(template, names={"ModelBucket": "b", "DecisionsTable": "t"}), "PredictFunction")
+    )
+    assert "s3:PutObject" not in actions  # model_store.publish is reachable from the retrain only
+
+
+def test_retrain_policy_grants_exactly_the_calls_in_the_retrains_code(template: dict[str, Any]) -> None:
+    actions = code_actions([ROOT / "training" / "retrain.py"], FUNCTION_CODE + TRAINING_CODE)
+    resolver = Resolver(template, names={"ModelBucket": "b", "DecisionsTable": "t"})
+    assert actions == policy_actions(statements(resolver, "RetrainFunction"))
+
+
+def test_every_call_the_function_sends_is_allowed_on_its_resource(storage: dict[str, Any]) -> None:
+    """The real handler against the template's storage in moto, every route; each call checked."""
+    from credit_api.api import create_app
+    from credit_api.main import make_handler
+    from credit_api.settings import Settings
+
+    resolver = storage["resolver"]
+    handler = make_handler(create_app(Settings.from_env(function_environment(resolver, "PredictFunction"))))
+    retried_batch = load_event("predict_batch")
+    retried_batch["headers"] = {**retried_batch["headers"], "Idempotency-Key": "batch-retry-1"}
+    with recorded_calls() as calls:
+        for name in EVENT_ORDER:
+            response = handler(load_event(name), LambdaContext())
+            assert response["statusCode"] == 200, (name, response["body"][:300])
+        for _ in range(2):
+            assert handler(retried_batch, LambdaContext())["statusCode"] == 200
+    policy = statements(resolver, "PredictFunction")
+    denied = [
+        c for c in calls if not allowed(policy, c.action(), c.resource(resolver.region, resolver.account_id))
+    ]
+    assert denied == []
+    sent = {c.action() for c in calls}
+    assert sent == policy_actions(policy)  # every permission is used, and no call lacks one
+    assert {c.params["Key"] for c in calls if c.service == "s3"} >= {"models/champion.json"}
+
+
+def test_the_analysis_follows_imports_and_ignores_code_the_handler_never_reaches(tmp_path: Path) -> None:
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "main.py").write_text("from pkg.store import load\n\nhandler = load\n")
+    (package / "retrain.py").write_text("from pkg.store import publish\n")
+    (package / "store.py").write_text(
+        "def load(s3):\n    return s3.get_object(Bucket='b', Key='k')\n\n\n"
+        "def publish(s3, table):\n    s3.put_object(Bucket='b', Key='k', Body=b'')\n"
+        "    return table.meta.client.get_paginator('scan')\n"
+    )
+    files = sorted(package.glob("*.py"))
+    assert code_actions([package / "main.py"], files) == {"s3:GetObject"}
+    assert code_actions([package / "retrain.py"], files) == {"s3:PutObject", "dynamodb:Scan"}
+
+
+def test_the_policy_check_refuses_a_call_outside_the_granted_prefix(template: dict[str, Any]) -> None:
+    policy = statements(
+        Resolver(template, names={"ModelBucket": "b", "DecisionsTable": "t"}), "PredictFunction"
+    )
+    assert allowed(policy, "s3:GetObject", "arn:aws:s3:::b/models/champion.json")
+    assert not allowed(policy, "s3:GetObject", "arn:aws:s3:::b/data/credit.csv")
+    assert not allowed(policy, "s3:PutObject", "arn:aws:s3:::b/models/champion.json")
+    assert not allowed(policy, "dynamodb:Scan", "arn:aws:dynamodb:us-east-1:123456789012:table/t")

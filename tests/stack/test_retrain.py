@@ -1,0 +1,357 @@
+"""The retrain against the template's storage in moto: promote or keep, reports, drift, permissions.
+
+Decisions and outcomes are written by the real function handler, so the retrain reads the
+records the function really writes. The challenger comes from a stand-in trainer that returns
+a known model and known out-of-fold probabilities (``training.train.train`` is tested by the
+training tests, and end to end in ``test_scheduled_event_runs_the_real_search``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from credit_api.manifest import MANIFEST_FILE, MODEL_FILE, Manifest
+from credit_api.schema import FEATURE_NAMES, TARGET
+from credit_api.scoring import Scorer
+
+from infra.seed import BUNDLED_MODEL
+from infra.template import ROOT, Resolver, function_environment
+from tests.stack.aws_calls import allowed, policy_actions, recorded_calls
+from tests.stack.test_permissions import statements
+from tests.support import LambdaContext, emf_records, load_event, metric_names, metric_values
+from training import monitor, retrain
+from training.data import load as load_data
+
+NOW = datetime.now(UTC)
+
+
+CHAMPION_CV_AUC = 0.78
+
+
+@dataclass
+class TrainedModel:
+    manifest_path: Path
+    oof_probabilities: np.ndarray
+    cv_metrics: dict[str, float]
+
+
+def write_model(directory: Path, version: str, reference_frame: pd.DataFrame | None = None) -> Path:
+    """The bundled ONNX model as a model built yesterday with a CV AUC, and reference distributions."""
+    from training.export import reference_distributions
+
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copy(BUNDLED_MODEL / MODEL_FILE, directory / MODEL_FILE)
+    manifest = Manifest.model_validate_json((BUNDLED_MODEL / MANIFEST_FILE).read_text())
+    update: dict[str, Any] = {
+        "model_version": version,
+        "created_at": NOW - timedelta(days=1),
+        "metrics": {retrain.CV_AUC: CHAMPION_CV_AUC},
+    }
+    if reference_frame is not None:
+        scorer = Scorer.from_bytes((directory / MODEL_FILE).read_bytes())
+        probabilities = scorer.predict(reference_frame[list(FEATURE_NAMES)].to_dict("records"))
+        update["reference_distributions"] = reference_distributions(
+            reference_frame, probabilities, manifest.policy, manifest.score_scale
+        )
+    (directory / MANIFEST_FILE).write_text(manifest.model_copy(update=update).model_dump_json(indent=2))
+    (directory / "reports").mkdir(exist_ok=True)
+    (directory / "reports" / "models.md").write_text("# challenger search\n")
+    return directory / MANIFEST_FILE
+
+
+def trainer(quality: str) -> Any:
+    """A stand-in ``train``: out-of-fold probabilities that rank defaults well ("good") or at random
+    ("random"), and a CV AUC that is theirs, or a flattering one ("flattering": random, CV 0.99)."""
+    calls = []
+
+    def train(frame: pd.DataFrame, *, out_dir: Path, seed: int, quick: bool) -> TrainedModel:
+        calls.append(len(frame))
+        labels = frame[TARGET].to_numpy(dtype=float)
+        noise = np.random.default_rng(seed).uniform(size=len(frame))
+        oof = 0.6 * labels + 0.4 * noise if quality == "good" else noise
+        cv_auc = 0.99 if quality == "flattering" else retrain.auc(labels, oof)
+        return TrainedModel(write_model(out_dir, f"challenger-{quality}"), oof, {retrain.CV_AUC: cv_auc})
+
+    train.calls = calls  # type: ignore[attr-defined]
+    return train
+
+
+@pytest.fixture
+def deployed(storage: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
+    """The stack's storage, a champion with reference distributions, and the function's handler."""
+    from credit_api.api import create_app
+    from credit_api.main import make_handler
+    from credit_api.model_store import publish
+    from credit_api.settings import Settings
+
+    storage["pointer"] = publish(
+        storage["s3"],
+        storage["names"].bucket,
+        write_model(tmp_path / "champion", "champion-1", load_data()).parent,
+    )
+    env = function_environment(storage["resolver"], "PredictFunction")
+    storage["handler"] = make_handler(create_app(Settings.from_env(env)))
+    storage["settings"] = retrain.RetrainSettings.from_env(
+        {"MODEL_BUCKET": storage["names"].bucket, "DECISIONS_TABLE": storage["names"].table}
+    )
+    return storage
+
+
+def decide(handler: Any, applicants: list[dict[str, Any]]) -> list[str]:
+    event = load_event("predict_batch", body=json.dumps({"applicants": applicants}))
+    response = handler(event, LambdaContext())
+    assert response["statusCode"] == 200, response["body"][:300]
+    return [r["decision_id"] for r in json.loads(response["body"])["results"]]
+
+
+def report_outcome(handler: Any, decision_id: str, defaulted: bool) -> None:
+    body = {"decision_id": decision_id, "defaulted": defaulted, "observed_at": "2026-10-01T00:00:00Z"}
+    response = handler(load_event("outcome", body=json.dumps(body)), LambdaContext())
+    assert response["statusCode"] == 200, response["body"][:300]
+
+
+def applicants(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {k: (v if isinstance(v, str) else int(v)) for k, v in row.items()}
+        for row in frame[list(FEATURE_NAMES)].to_dict("records")
+    ]
+
+
+def objects(s3: Any, bucket: str, prefix: str) -> list[str]:
+    return [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
+
+
+def test_the_promotion_rule_at_its_margin() -> None:
+    rule = {"has_champion": True, "min_gain": 0.25}
+    assert retrain.compare(challenger_cv_auc=0.75, champion_cv_auc=0.5, **rule).promote
+    assert not retrain.compare(
+        challenger_cv_auc=0.75, champion_cv_auc=0.5, **{**rule, "min_gain": 0.2501}
+    ).promote
+    tie = retrain.compare(challenger_cv_auc=0.8, champion_cv_auc=0.8, has_champion=True)
+    assert not tie.promote and tie.basis == "cross-validation"
+    first = retrain.compare(challenger_cv_auc=0.6, champion_cv_auc=None, has_champion=False)
+    assert first.promote and first.champion_auc is None and first.reason == "no champion has been published"
+    provisional = retrain.compare(challenger_cv_auc=0.6, champion_cv_auc=None, has_champion=True)
+    assert provisional.promote and provisional.reason == "the champion has no cross-validated AUC"
+
+
+def test_enough_fresh_outcomes_decide_instead_of_cross_validation() -> None:
+    labels = np.array([0] * 60 + [1] * 40)
+    champion = np.random.default_rng(0).uniform(size=100)
+    fresh = (labels, labels * 0.5 + 0.25, champion)  # the challenger ranks every fresh outcome right
+    judged = retrain.compare(challenger_cv_auc=0.5, champion_cv_auc=0.9, has_champion=True, fresh=fresh)
+    assert judged.basis == "100 fresh outcomes" and judged.promote and judged.challenger_auc == 1.0
+    assert judged.champion_auc == pytest.approx(retrain.auc(labels, champion))
+    few = tuple(a[1:] for a in fresh)  # 99 rows: too few, cross-validation decides
+    assert retrain.compare(
+        challenger_cv_auc=0.5, champion_cv_auc=0.9, has_champion=True, fresh=few
+    ).basis == ("cross-validation")
+    one_class = (np.zeros(100), labels * 0.5, champion)
+    assert not retrain.enough_fresh(one_class[0])
+
+
+def test_outcomes_join_their_decisions_inputs_and_bad_records_are_counted() -> None:
+    inputs = applicants(load_data().head(2))
+    records = [
+        {"inputs": inputs[0], "outcome": {"defaulted": True, "observed_at": "2026-01-01"}},
+        {"inputs": inputs[1], "outcome": None},
+        {"inputs": {**inputs[1], "age": 7}, "outcome": {"defaulted": False}},
+        {"inputs": inputs[1], "outcome": {"defaulted": "yes"}},
+    ]
+    outcomes = retrain.outcome_rows(records)
+    assert outcomes.rows == [{**inputs[0], TARGET: 1}]
+    assert outcomes.rejected == 1
+
+
+def record_fresh_outcomes(handler: Any, count: int, seed: int) -> None:
+    """``count`` decisions by the function, each with its applicant's real outcome from the data,
+    reported after the champion was built."""
+    sample = load_data().sample(count, random_state=seed)
+    ids = decide(handler, applicants(sample))
+    for decision_id, defaulted in zip(ids, sample[TARGET].astype(bool), strict=True):
+        report_outcome(handler, decision_id, bool(defaulted))
+
+
+def test_a_better_challenger_is_published_and_the_pointer_flips(deployed: dict[str, Any]) -> None:
+    s3, bucket = deployed["s3"], deployed["names"].bucket
+    record_fresh_outcomes(deployed["handler"], 120, seed=1)
+    train = trainer("good")
+    with recorded_calls() as calls:
+        result = retrain.retrain(s3, deployed["dynamodb"], deployed["settings"], trainer=train, now=NOW)
+
+    assert result.outcome == "promoted", result.comparison.reason
+    assert result.comparison.basis == "120 fresh outcomes"
+    assert result.comparison.challenger_auc >= result.comparison.champion_auc + retrain.MIN_AUC_GAIN
+    assert result.champion_version == "champion-1" and result.challenger_version == "challenger-good"
+    assert (result.outcomes_used, result.outcomes_rejected) == (120, 0)
+    assert train.calls == [len(load_data()) + 120] == [result.training_rows]
+    pointer = json.loads(s3.get_object(Bucket=bucket, Key="models/champion.json")["Body"].read())
+    assert pointer == result.pointer and pointer["model_version"] == "challenger-good"
+    model_keys = {f"{pointer['key']}/{MODEL_FILE}", f"{pointer['key']}/{MANIFEST_FILE}"}
+    assert set(objects(s3, bucket, pointer["key"])) == model_keys
+    prefix = f"reports/retrain/{result.run_id}"
+    expected = {f"{prefix}/retrain.json", f"{prefix}/reports/models.md", f"{prefix}/manifest.json"}
+    assert set(objects(s3, bucket, prefix)) == expected
+    report = json.loads(s3.get_object(Bucket=bucket, Key=f"{prefix}/retrain.json")["Body"].read())
+    assert report["outcome"] == "promoted" and report["pointer"] == pointer
+    assert report["drift"]["sample_size"] == 120 and report["drift"]["max_psi"] < monitor.DRIFT_ALERT
+
+    policy = statements(deployed["resolver"], "RetrainFunction")
+    resolver = deployed["resolver"]
+    denied = [
+        c for c in calls if not allowed(policy, c.action(), c.resource(resolver.region, resolver.account_id))
+    ]
+    assert denied == []
+    assert {c.action() for c in calls} == policy_actions(policy)
+
+
+@pytest.mark.slow
+def test_fresh_outcomes_overrule_a_flattering_cross_validation(deployed: dict[str, Any]) -> None:
+    record_fresh_outcomes(deployed["handler"], 120, seed=3)
+    result = retrain.retrain(
+        deployed["s3"], deployed["dynamodb"], deployed["settings"], trainer=trainer("flattering"), now=NOW
+    )
+    assert result.comparison.basis == "120 fresh outcomes"
+    assert result.outcome == "kept", result.comparison.reason
+
+
+def test_a_challenger_that_does_not_beat_the_champion_changes_nothing(deployed: dict[str, Any]) -> None:
+    s3, bucket = deployed["s3"], deployed["names"].bucket
+    before = s3.get_object(Bucket=bucket, Key="models/champion.json")["Body"].read()
+    models_before = objects(s3, bucket, "models/")
+    result = retrain.retrain(
+        s3, deployed["dynamodb"], deployed["settings"], trainer=trainer("random"), now=NOW
+    )
+    assert result.outcome == "kept" and result.pointer is None
+    assert result.comparison.basis == "cross-validation"
+    assert result.comparison.champion_auc == CHAMPION_CV_AUC
+    assert "does not beat" in result.comparison.reason
+    assert s3.get_object(Bucket=bucket, Key="models/champion.json")["Body"].read() == before
+    assert objects(s3, bucket, "models/") == models_before
+    report = json.loads(
+        s3.get_object(Bucket=bucket, Key=f"reports/retrain/{result.run_id}/retrain.json")["Body"].read()
+    )
+    assert report["outcome"] == "kept" and report["drift"]["skipped"]  # no decisions: too few for PSI
+
+
+EMIT_METRICS = """
+import json, sys
+from training import retrain
+summary = json.loads(sys.stdin.read())
+summary["comparison"] = retrain.Comparison(**summary["comparison"])
+retrain.record_metrics(retrain.RetrainResult(**summary))
+retrain.metrics.flush_metrics()
+"""
+
+
+def emitted_metrics(result: retrain.RetrainResult, template: dict[str, Any]) -> list[dict[str, Any]]:
+    """EMF records ``record_metrics`` prints in a process with the RetrainFunction's template environment."""
+    resolver = Resolver(template, names={"ModelBucket": "b", "DecisionsTable": "t"})
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POWERTOOLS_", "AWS_"))}
+    env.update(function_environment(resolver, "RetrainFunction"))
+    process = subprocess.run(
+        [sys.executable, "-c", EMIT_METRICS],
+        input=json.dumps(result.summary()),
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return emf_records(process.stdout)
+
+
+@pytest.mark.slow
+def test_drifted_traffic_raises_the_metric_the_alarm_watches(
+    deployed: dict[str, Any], template: dict[str, Any]
+) -> None:
+    frame = load_data().sample(150, random_state=2)
+    decide(deployed["handler"], applicants(frame.assign(age=75, months_loan_duration=60)))
+    result = retrain.retrain(
+        deployed["s3"], deployed["dynamodb"], deployed["settings"], trainer=trainer("random"), now=NOW
+    )
+    drift = result.drift
+    assert {"age", "months_loan_duration"} <= set(drift["alerts"])
+    assert drift["psi"]["checking_balance"] < monitor.DRIFT_ALERT  # untouched inputs stay stable
+
+    records = emitted_metrics(result, template)
+    alarm = template["Resources"]["DriftAlarm"]["Properties"]
+    (record,) = [r for r in records if alarm["MetricName"] in metric_names(r)]
+    assert metric_values([record], alarm["MetricName"]) == [pytest.approx(drift["max_psi"])]
+    assert drift["max_psi"] > alarm["Threshold"]
+    (dimension,) = alarm["Dimensions"]
+    assert record[dimension["Name"]] == dimension["Value"]
+    (directive,) = record["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == template["Parameters"]["MetricsNamespace"]["Default"]
+    assert [dimension["Name"]] in directive["Dimensions"]
+    per_input = {
+        r["input"]: metric_values([r], "DriftPsi")[0] for r in records if "DriftPsi" in metric_names(r)
+    }
+    assert per_input["age"] == pytest.approx(drift["psi"]["age"])
+    assert metric_values(records, "RetrainKept") == [1]
+
+
+def test_no_champion_yet_promotes_the_first_challenger(aws: None, storage: dict[str, Any]) -> None:
+    s3, bucket = storage["s3"], storage["names"].bucket
+    s3.delete_object(Bucket=bucket, Key="models/champion.json")
+    settings = retrain.RetrainSettings(bucket=bucket, table=storage["names"].table)
+    result = retrain.retrain(s3, storage["dynamodb"], settings, trainer=trainer("random"), now=NOW)
+    assert result.outcome == "promoted" and result.champion_version is None
+    assert result.comparison.reason == "no champion has been published"
+
+
+def test_settings_need_the_bucket_and_the_table() -> None:
+    with pytest.raises(ValueError, match="MODEL_BUCKET, DECISIONS_TABLE"):
+        retrain.RetrainSettings.from_env({})
+
+
+def test_dockerfile_command_is_the_handler() -> None:
+    text = (ROOT / "training" / "Dockerfile").read_text()
+    assert 'CMD ["training.retrain.handler"]' in text
+    assert callable(retrain.handler)
+
+
+@pytest.mark.slow
+def test_scheduled_event_runs_the_real_search(
+    storage: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``events/retrain.json`` through the handler: ``training.train`` (quick search) against moto."""
+    names = storage["names"]
+    monkeypatch.setenv("MODEL_BUCKET", names.bucket)
+    monkeypatch.setenv("DECISIONS_TABLE", names.table)
+    monkeypatch.setenv("RETRAIN_QUICK", "1")
+    event = json.loads((ROOT / "events" / "retrain.json").read_text())
+    summary = retrain.handler(event, LambdaContext(function_name="RetrainFunction"))
+    comparison = summary["comparison"]
+    assert (
+        summary["training_rows"] == 1000
+        and summary["champion_version"] == storage["pointer"]["model_version"]
+    )
+    challenger = comparison["challenger_auc"]
+    assert 0.7 < challenger < 0.9  # a real model on this data, cross-validated
+    champion_cv = Manifest.model_validate_json((BUNDLED_MODEL / MANIFEST_FILE).read_text()).metrics.get(
+        retrain.CV_AUC
+    )
+    assert comparison["basis"] == "cross-validation" and comparison["champion_auc"] == champion_cv
+    promote = champion_cv is None or challenger >= champion_cv + retrain.MIN_AUC_GAIN
+    assert summary["outcome"] == ("promoted" if promote else "kept")
+    s3 = storage["s3"]
+    keys = objects(s3, names.bucket, f"reports/retrain/{summary['run_id']}/")
+    assert any(k.endswith("retrain.json") for k in keys) and any(k.endswith(".md") for k in keys)
+    pointer = json.loads(s3.get_object(Bucket=names.bucket, Key="models/champion.json")["Body"].read())
+    expected = summary["challenger_version"] if promote else storage["pointer"]["model_version"]
+    assert pointer["model_version"] == expected
+    out = capsys.readouterr().out
+    assert metric_values(emf_records(out), "ChallengerAuc") == [pytest.approx(challenger)]

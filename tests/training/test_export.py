@@ -1,0 +1,211 @@
+"""ONNX export: the service's contract, the parity gate, atomic writes, the HistGradientBoosting trap."""
+
+import hashlib
+import json
+from datetime import UTC, datetime
+
+import google.protobuf
+import numpy as np
+import onnx
+import pytest
+from credit_api.manifest import MANIFEST_FILE, MODEL_FILE, Manifest
+from credit_api.schema import (
+    BY_NAME,
+    CATEGORICAL,
+    EXAMPLE_APPLICANT,
+    FEATURE_NAMES,
+    FEATURES,
+    TARGET,
+    schema_hash,
+)
+from credit_api.scoring import Scorer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
+
+import training.export as export_module
+from training import config
+from training.calibration import PlattCalibrated
+from training.data import CREDIT_CSV, load, sha256_file
+from training.export import (
+    GENERATED_APPLICANTS,
+    PARITY_TOLERANCE,
+    ParityError,
+    check_parity,
+    export,
+    generated_applicants,
+    to_onnx,
+)
+from training.features import tree_encoder
+from training.models import build, candidates
+
+SEED = 5
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return load()
+
+
+def _fitted(name, frame, params=None):
+    catalogue = candidates(quick=True)
+    defaults = {
+        "decision_tree": {"max_depth": 5, "min_samples_leaf": 10},
+        "logistic_regression": {"model__C": 0.1},
+        "random_forest": {"max_features": "sqrt", "min_samples_leaf": 2},
+        "gradient_boosting": {"learning_rate": 0.1, "max_depth": 3, "n_estimators": 40},
+    }
+    defaults["soft_voting"] = {m: defaults[m] for m in catalogue["soft_voting"].members}
+    model = build(catalogue[name], params or defaults[name], SEED, catalogue)
+    return model.fit(frame[list(FEATURE_NAMES)], frame[TARGET])
+
+
+@pytest.fixture(scope="module")
+def logistic(frame):
+    return _fitted("logistic_regression", frame)
+
+
+def test_generated_applicants_cover_every_code_and_both_bounds():
+    applicants = generated_applicants(seed=SEED)
+    assert len(applicants) == GENERATED_APPLICANTS >= 10_000
+    assert list(applicants.columns) == list(FEATURE_NAMES)
+    for feature in FEATURES:
+        column = applicants[feature.name]
+        if feature.categorical:
+            assert set(column) == set(feature.codes)
+        else:
+            assert column.min() == feature.minimum and column.max() == feature.maximum
+
+
+@pytest.mark.parametrize(
+    "name", ["decision_tree", "logistic_regression", "random_forest", "gradient_boosting", "soft_voting"]
+)
+def test_every_candidate_converts_with_the_service_contract_and_parity(name, frame):
+    model = _fitted(name, frame)
+    graph = to_onnx(model)
+    declared = {i.name: i.type.tensor_type.elem_type for i in graph.graph.input}
+    string, single = onnx.TensorProto.STRING, onnx.TensorProto.FLOAT
+    assert declared == {n: string if n in CATEGORICAL else single for n in FEATURE_NAMES}
+    assert "ZipMap" not in {node.op_type for node in graph.graph.node}
+    found = check_parity(model, graph.SerializeToString(), frame, seed=SEED)
+    assert found["max_abs_diff_data"] <= PARITY_TOLERANCE
+    assert found["max_abs_diff_generated"] <= PARITY_TOLERANCE
+
+
+def test_a_platt_calibrated_ensemble_converts_with_parity(frame):
+    voting = build(
+        candidates(quick=True)["soft_voting"],
+        {
+            "logistic_regression": {"model__C": 0.1},
+            "random_forest": {"max_features": "sqrt", "min_samples_leaf": 3},
+            "gradient_boosting": {"learning_rate": 0.1, "max_depth": 2, "n_estimators": 30},
+        },
+        SEED,
+        candidates(quick=True),
+    )
+    model = PlattCalibrated(voting, cv=StratifiedKFold(3, shuffle=True, random_state=SEED))
+    model.fit(frame[list(FEATURE_NAMES)], frame[TARGET])
+    assert model.slope_ != 1.0
+    found = check_parity(model, to_onnx(model).SerializeToString(), frame, seed=SEED)
+    assert max(found["max_abs_diff_data"], found["max_abs_diff_generated"]) <= PARITY_TOLERANCE
+
+
+@pytest.mark.filterwarnings("ignore:Field onnx.AttributeProto.ints:DeprecationWarning")
+def test_hist_gradient_boosting_converts_with_parity(frame):
+    """skl2onnx 1.20 writes HistGradientBoosting's missing-value flags as Python booleans into an
+    integer attribute; protobuf 7 rejects that ("Field onnx.AttributeProto.ints: Expected an int,
+    got a boolean"), protobuf 6 accepts it with the DeprecationWarning filtered here. pyproject.toml
+    pins protobuf<7 for this reason. One OpenMP thread: HistGradientBoosting's threads crawl on a
+    shared machine."""
+    assert int(google.protobuf.__version__.split(".")[0]) < 7, (
+        f"protobuf {google.protobuf.__version__}: skl2onnx 1.20 cannot convert HistGradientBoosting with"
+        " protobuf 7 ('Expected an int, got a boolean'); keep the pin protobuf<7 in pyproject.toml"
+    )
+    boosting = HistGradientBoostingClassifier(max_iter=30, random_state=SEED)
+    model = Pipeline([("encode", tree_encoder()), ("model", boosting)])
+    with threadpool_limits(1):
+        model.fit(frame[list(FEATURE_NAMES)], frame[TARGET])
+    found = check_parity(model, to_onnx(model).SerializeToString(), frame, seed=SEED)
+    assert max(found["max_abs_diff_data"], found["max_abs_diff_generated"]) <= PARITY_TOLERANCE
+
+
+def _export(model, frame, out_dir):
+    return export(
+        model,
+        frame,
+        out_dir,
+        algorithm="logistic_regression (test)",
+        metrics={"roc_auc": 0.5},
+        policy=config.DEFAULT_POLICY,
+        score_scale=config.DEFAULT_SCALE,
+        reason_reference=EXAMPLE_APPLICANT,
+        oof_probabilities=np.full((2, len(frame)), 0.3) + np.linspace(0, 0.2, len(frame)),
+        seed=SEED,
+        now=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    )
+
+
+def test_export_writes_a_model_and_a_manifest_that_describe_each_other(frame, logistic, tmp_path):
+    manifest = _export(logistic, frame, tmp_path)
+    model = (tmp_path / MODEL_FILE).read_bytes()
+    written = Manifest.model_validate_json((tmp_path / MANIFEST_FILE).read_text())
+    assert written == manifest
+    assert written.onnx_sha256 == hashlib.sha256(model).hexdigest()
+    assert written.model_version == f"20260102T030405Z-{written.onnx_sha256[:8]}"
+    assert written.schema_hash == schema_hash()
+    assert written.features == list(FEATURE_NAMES)
+    assert written.onnx_opset == {
+        o.domain or "ai.onnx": o.version for o in onnx.load_from_string(model).opset_import
+    }
+    assert written.training_data_sha256 == sha256_file(CREDIT_CSV)
+    assert set(written.reference_distributions) == {*FEATURE_NAMES, "score", "probability_of_default"}
+    for name, distribution in written.reference_distributions.items():
+        assert sum(distribution.shares) == pytest.approx(1.0), name
+    assert written.reference_distributions["purpose"].bins == list(BY_NAME["purpose"].codes)
+    assert written.extra["parity"]["max_abs_diff_generated"] <= PARITY_TOLERANCE
+    assert {"scikit-learn", "skl2onnx", "onnxruntime", "protobuf"} <= set(written.package_versions)
+    probabilities = Scorer.from_bytes(model).predict(frame[list(FEATURE_NAMES)].to_dict("records"))
+    expected = logistic.predict_proba(frame[list(FEATURE_NAMES)])[:, 1]
+    np.testing.assert_allclose(probabilities, expected, rtol=0, atol=PARITY_TOLERANCE)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [MANIFEST_FILE, MODEL_FILE]
+    for name in (MODEL_FILE, MANIFEST_FILE):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, "others (the Lambda runtime) must read it"
+
+
+def test_a_parity_breach_fails_the_export_and_leaves_the_old_model(frame, logistic, tmp_path, monkeypatch):
+    (tmp_path / MODEL_FILE).write_bytes(b"old model")
+    (tmp_path / MANIFEST_FILE).write_text(json.dumps({"old": True}))
+    tampered = to_onnx(logistic)
+    (linear,) = [node for node in tampered.graph.node if node.op_type == "LinearClassifier"]
+    (coefficients,) = [a for a in linear.attribute if a.name == "coefficients"]
+    coefficients.floats[:] = [w * 1.001 for w in coefficients.floats]
+    monkeypatch.setattr(export_module, "to_onnx", lambda _: tampered)
+    with pytest.raises(ParityError, match="differ by"):
+        _export(logistic, frame, tmp_path)
+    assert (tmp_path / MODEL_FILE).read_bytes() == b"old model"
+    assert json.loads((tmp_path / MANIFEST_FILE).read_text()) == {"old": True}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [MANIFEST_FILE, MODEL_FILE]
+
+
+def test_a_failed_write_replaces_nothing_and_leaves_no_temporary_files(
+    frame, logistic, tmp_path, monkeypatch
+):
+    (tmp_path / MODEL_FILE).write_bytes(b"old model")
+    (tmp_path / MANIFEST_FILE).write_text("{}")
+    stage = export_module._stage
+    calls = []
+
+    def failing_second_write(path, content):
+        calls.append(path.name)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return stage(path, content)
+
+    monkeypatch.setattr(export_module, "_stage", failing_second_write)
+    with pytest.raises(OSError, match="disk full"):
+        _export(logistic, frame, tmp_path)
+    assert calls == [MODEL_FILE, MANIFEST_FILE]
+    assert (tmp_path / MODEL_FILE).read_bytes() == b"old model"
+    assert (tmp_path / MANIFEST_FILE).read_text() == "{}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [MANIFEST_FILE, MODEL_FILE]
