@@ -1,8 +1,6 @@
 """The applicant contract: what it accepts, what it rejects, and that it stays one definition."""
 
 import pytest
-from pydantic import ValidationError
-
 from credit_api.schema import (
     BY_NAME,
     CATEGORICAL,
@@ -13,6 +11,7 @@ from credit_api.schema import (
     describe,
     schema_hash,
 )
+from pydantic import ValidationError
 
 
 def test_sixteen_inputs_and_no_protected_attributes():
