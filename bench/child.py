@@ -115,36 +115,21 @@ def warm(impl: str, singles: int, batches: int) -> dict[str, Any]:
 
 
 def breakdown(module: Any, batch: dict[str, Any], runs: int = 10) -> dict[str, float]:
-    """Median ms of the batch's parts that belong to the model and the policy, not to this code."""
-    from credit_api.policy import decide_many
-    from credit_api.reasons import principal_reasons
+    """Median ms of the batch's model and policy work, apart from the HTTP, records and JSON around it."""
+    from credit_api.reasons import notices
+    from credit_api.underwriting import assess
 
     model = module.app.state.service.store.current()
-    manifest = model.manifest
     applicants = json.loads(batch["body"])["applicants"]
     raw = model.scorer.predict(applicants)
-    decisions = decide_many(
-        raw,
-        [a["amount"] for a in applicants],
-        [a["months_loan_duration"] for a in applicants],
-        manifest.policy,
-        manifest.score_scale,
-    )
-    adverse = [i for i, d in enumerate(decisions) if d.decision != "approve"]
+    adverse = [i for i, a in enumerate(assess(model, applicants)) if a["decision"] != "approve"]
+    rows = [applicants[i] for i in adverse]
     parts = {
         "model_run_ms": lambda: model.scorer.predict(applicants),
-        "decide_many_ms": lambda: decide_many(
-            raw,
-            [a["amount"] for a in applicants],
-            [a["months_loan_duration"] for a in applicants],
-            manifest.policy,
-            manifest.score_scale,
-        ),
-        "reasons_ms": lambda: principal_reasons(
-            model.scorer, [applicants[i] for i in adverse], raw[adverse], manifest.reason_reference
-        ),
+        "reasons_ms": lambda: notices(model.scorer, rows, raw[adverse], model.manifest.reason_reference),
+        "assess_ms": lambda: assess(model, applicants),
     }
-    found = {}
+    found = {"adverse_rows": float(len(adverse))}
     for name, part in parts.items():
         times = []
         for _ in range(runs):

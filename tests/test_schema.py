@@ -74,9 +74,7 @@ def test_schema_hash_ignores_wording_but_not_codes(monkeypatch):
     import credit_api.schema as schema
 
     before = schema_hash()
-    reworded = tuple(
-        schema.Feature(**{**vars(f), "description": "reworded"}) for f in schema.FEATURES
-    )
+    reworded = tuple(schema.Feature(**{**vars(f), "description": "reworded"}) for f in schema.FEATURES)
     monkeypatch.setattr(schema, "FEATURES", reworded)
     assert schema_hash() == before
     recoded = (schema.Feature(**{**vars(reworded[0]), "codes": {"x": "y"}}), *reworded[1:])

@@ -26,6 +26,7 @@ and a 60-month loan, whose break-even probabilities differ several-fold.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -137,13 +138,32 @@ def outcomes(probabilities: ArrayLike, months: ArrayLike, policy: Policy) -> np.
     return np.where(p < cut - half, "approve", np.where(p > cut + half, "decline", "review"))
 
 
-def decide_many(
+@dataclass(frozen=True)
+class Decisions:
+    """Decisions for many applications as columns (numpy arrays, one entry per application).
+
+    The serving path reads these directly: building a validated :class:`Decision` per row cost
+    more than the policy itself on a batch of 1000.
+    """
+
+    probability_of_default: np.ndarray
+    decision: np.ndarray
+    score: np.ndarray
+    risk_grade: np.ndarray
+    expected_profit: np.ndarray
+    break_even_probability: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.decision.shape[0])
+
+
+def decide_columns(
     probabilities: ArrayLike,
     amounts: ArrayLike,
     months: ArrayLike,
     policy: Policy,
     scale: ScoreScale = DEFAULT_SCALE,
-) -> list[Decision]:
+) -> Decisions:
     """Decisions for model probabilities (sample scale), vectorised; one per application."""
     raw = np.asarray(probabilities, dtype=np.float64).reshape(-1)
     if np.any(~np.isfinite(raw)) or np.any((raw < 0) | (raw > 1)):
@@ -152,20 +172,43 @@ def decide_many(
     months_ = np.broadcast_to(np.asarray(months, dtype=np.float64).reshape(-1), raw.shape)
     p = correct_to_population(raw, policy)
     scores = np.rint(scale.points(p)).astype(np.int64)
-    grades = scale.grades(scores)
-    verdicts = outcomes(p, months_, policy)
-    profits = expected_profit(p, amounts_, months_, policy)
-    cuts = break_even(months_, policy)
+    return Decisions(
+        probability_of_default=p,
+        decision=outcomes(p, months_, policy),
+        score=scores,
+        risk_grade=scale.grades(scores),
+        expected_profit=expected_profit(p, amounts_, months_, policy),
+        break_even_probability=break_even(months_, policy),
+    )
+
+
+def decide_many(
+    probabilities: ArrayLike,
+    amounts: ArrayLike,
+    months: ArrayLike,
+    policy: Policy,
+    scale: ScoreScale = DEFAULT_SCALE,
+) -> list[Decision]:
+    """:func:`decide_columns` as one validated :class:`Decision` per application."""
+    columns = decide_columns(probabilities, amounts, months, policy, scale)
     return [
         Decision(
-            probability_of_default=float(p[i]),
-            decision=str(verdicts[i]),
-            score=int(scores[i]),
-            risk_grade=str(grades[i]),
-            expected_profit=float(profits[i]),
-            break_even_probability=float(cuts[i]),
+            probability_of_default=p,
+            decision=decision,
+            score=score,
+            risk_grade=grade,
+            expected_profit=profit,
+            break_even_probability=cut,
         )
-        for i in range(raw.shape[0])
+        for p, decision, score, grade, profit, cut in zip(
+            columns.probability_of_default.tolist(),
+            columns.decision.tolist(),
+            columns.score.tolist(),
+            columns.risk_grade.tolist(),
+            columns.expected_profit.tolist(),
+            columns.break_even_probability.tolist(),
+            strict=True,
+        )
     ]
 
 

@@ -148,12 +148,58 @@ def principal_reasons(
     ``probabilities`` are the model's raw outputs for ``rows`` (``scorer.run``, before any
     population correction); pass None to have them computed in the same batched run.
     """
+    names, falls, top = _ranked(scorer, rows, probabilities, reference)
+    return [
+        [
+            Reason(
+                input=names[j],
+                label=BY_NAME[names[j]].label,
+                message=message(names[j], row[names[j]], reference[names[j]]),
+                probability_fall=float(falls[j, i]),
+            )
+            for j in chosen
+        ]
+        for i, (row, chosen) in enumerate(zip(rows, top, strict=True))
+    ]
+
+
+def notices(
+    scorer: Scorer,
+    rows: Sequence[Mapping[str, Any]],
+    probabilities: np.ndarray | Sequence[float] | None,
+    reference: Mapping[str, int | str],
+) -> list[list[dict[str, str]]]:
+    """:func:`principal_reasons` as the API answers and records them: input, label and message.
+
+    Plain dicts, because a validated object per reason cost more than ranking them on a batch.
+    """
+    names, _, top = _ranked(scorer, rows, probabilities, reference)
+    return [
+        [
+            {
+                "input": names[j],
+                "label": BY_NAME[names[j]].label,
+                "message": message(names[j], row[names[j]], reference[names[j]]),
+            }
+            for j in chosen
+        ]
+        for row, chosen in zip(rows, top, strict=True)
+    ]
+
+
+def _ranked(
+    scorer: Scorer,
+    rows: Sequence[Mapping[str, Any]],
+    probabilities: np.ndarray | Sequence[float] | None,
+    reference: Mapping[str, int | str],
+) -> tuple[list[str], np.ndarray, list[list[int]]]:
+    """(input names, [input, row] falls, per row the indices of its reasons in order)."""
     n = len(rows)
     if probabilities is not None and len(probabilities) != n:
         raise ValueError(f"{len(probabilities)} probabilities for {n} rows")
-    if n == 0:
-        return []
     names = [name for name in FEATURE_NAMES if name in reference]
+    if n == 0:
+        return names, np.empty((len(names), 0)), []
     base = scorer.feed(rows)
     citable = _citable(base, names, reference)
     inputs, row_of = np.nonzero(citable)  # only pairs that could be cited are scored
@@ -166,8 +212,15 @@ def principal_reasons(
         else:
             current = np.asarray(probabilities, dtype=np.float64).reshape(-1)
         falls[inputs, row_of] = current[row_of] - scored
-    eligible = falls >= MIN_FALL
-    return [_reasons_for(rows[i], names, falls[:, i], eligible[:, i], reference) for i in range(n)]
+    return names, falls, _top(falls)
+
+
+def _top(falls: np.ndarray) -> list[list[int]]:
+    """Per row, its eligible inputs (fall >= MIN_FALL), largest fall first, ties in schema order."""
+    eligible = np.where(falls >= MIN_FALL, falls, -np.inf)
+    order = np.argsort(-eligible, axis=0, kind="stable")[:MAX_REASONS]  # stable: schema order on ties
+    keep = np.take_along_axis(eligible, order, axis=0) > -np.inf
+    return [column[kept].tolist() for column, kept in zip(order.T, keep.T, strict=True)]
 
 
 def _variant_feed(
@@ -209,23 +262,3 @@ def _citable(
         if name == "age":
             mask[j] &= column < AGE_PROTECTED_FROM
     return mask
-
-
-def _reasons_for(
-    row: Mapping[str, Any],
-    names: Sequence[str],
-    falls: np.ndarray,
-    eligible: np.ndarray,
-    reference: Mapping[str, Any],
-) -> list[Reason]:
-    """The row's eligible inputs, largest fall first (ties: schema order), capped at MAX_REASONS."""
-    order = sorted(np.flatnonzero(eligible), key=lambda j: (-falls[j], j))[:MAX_REASONS]
-    return [
-        Reason(
-            input=names[j],
-            label=BY_NAME[names[j]].label,
-            message=message(names[j], row[names[j]], reference[names[j]]),
-            probability_fall=float(falls[j]),
-        )
-        for j in order
-    ]

@@ -143,8 +143,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature(
         "years_at_residence",
         "Years at residence",
-        "Time at the present address, in the source data's bands 1 (under a year) to 4"
-        " (7 years or more).",
+        "Time at the present address, in the source data's bands 1 (under a year) to 4 (7 years or more).",
         3,
         minimum=1,
         maximum=4,

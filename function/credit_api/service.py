@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 import uuid
 from collections import Counter
@@ -18,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+import numpy as np
 
 from credit_api.decision_log import DecisionLog, Record
 from credit_api.errors import IdempotencyConflict, NotFound
@@ -55,6 +58,21 @@ def request_hash(applicants: Sequence[dict[str, Any]]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def random_ids(n: int) -> list[str]:
+    """``n`` random (version 4) UUIDs as strings, from one ``os.urandom`` call.
+
+    Equivalent to ``str(uuid.uuid4())`` per id, which cost about 2.5 ms on a batch of 1000.
+    """
+    octets = np.frombuffer(os.urandom(16 * n), dtype=np.uint8).reshape(n, 16).copy()
+    octets[:, 6] = (octets[:, 6] & 0x0F) | 0x40  # version 4
+    octets[:, 8] = (octets[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = octets.tobytes().hex()
+    return [
+        f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        for h in (text[k : k + 32] for k in range(0, 32 * n, 32))
+    ]
+
+
 def answer(record: Record) -> dict[str, Any]:
     """What the caller gets for a decision: the record less inputs and bookkeeping."""
     return {field: record[field] for field in RESPONSE_FIELDS}
@@ -67,7 +85,7 @@ class DecisionService:
 
     def _ids(self, call: Call, route: str, n: int) -> list[str]:
         if call.idempotency_key is None:
-            return [str(uuid.uuid4()) for _ in range(n)]
+            return random_ids(n)
         base = f"{call.caller}\x1f{route}\x1f{call.idempotency_key}"
         return [str(uuid.uuid5(_ID_NAMESPACE, f"{base}\x1f{i}")) for i in range(n)]
 

@@ -11,39 +11,45 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from credit_api.model_store import LoadedModel
-from credit_api.policy import decide_many
-from credit_api.reasons import principal_reasons
+from credit_api.policy import decide_columns
+from credit_api.reasons import notices
 
 
 def assess(model: LoadedModel, applicants: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One assessment per applicant, in order: probability, decision, score, grade, profit, reasons."""
     manifest = model.manifest
     raw = model.scorer.predict(applicants)
-    decisions = decide_many(
+    decided = decide_columns(
         raw,
         [a["amount"] for a in applicants],
         [a["months_loan_duration"] for a in applicants],
         manifest.policy,
         manifest.score_scale,
     )
-    adverse = [i for i, d in enumerate(decisions) if d.decision != "approve"]
+    verdicts = decided.decision.tolist()
+    adverse = [i for i, d in enumerate(verdicts) if d != "approve"]
     reasons: dict[int, list[dict[str, str]]] = {}
     if adverse:
-        found = principal_reasons(
-            model.scorer, [applicants[i] for i in adverse], raw[adverse], manifest.reason_reference
-        )
-        reasons = {
-            i: [{"input": r.input, "label": r.label, "message": r.message} for r in row]
-            for i, row in zip(adverse, found, strict=True)
-        }
+        rows = [applicants[i] for i in adverse]
+        found = notices(model.scorer, rows, raw[adverse], manifest.reason_reference)
+        reasons = dict(zip(adverse, found, strict=True))
     return [
         {
-            "probability_of_default": round(d.probability_of_default, 6),
-            "decision": d.decision,
-            "score": d.score,
-            "risk_grade": d.risk_grade,
-            "expected_profit": round(d.expected_profit, 2),
+            "probability_of_default": p,
+            "decision": verdict,
+            "score": score,
+            "risk_grade": grade,
+            "expected_profit": profit,
             "reasons": reasons.get(i, []),
         }
-        for i, d in enumerate(decisions)
+        for i, (p, verdict, score, grade, profit) in enumerate(
+            zip(
+                decided.probability_of_default.round(6).tolist(),
+                verdicts,
+                decided.score.tolist(),
+                decided.risk_grade.tolist(),
+                decided.expected_profit.round(2).tolist(),
+                strict=True,
+            )
+        )
     ]

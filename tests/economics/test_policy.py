@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 from credit_api.policy import (
     GRADES,
+    Decision,
     Policy,
     ScoreScale,
     break_even,
     correct_to_population,
     decide,
+    decide_columns,
     decide_many,
     expected_profit,
 )
@@ -126,7 +128,7 @@ def test_grades_follow_score_bands_and_are_monotone():
     assert set(scale.grades(scores)) == set(GRADES)
 
 
-def test_decide_many_equals_decide_row_by_row():
+def test_decide_many_equals_decide_row_by_row_and_the_columns():
     rng = np.random.default_rng(7)
     probabilities = rng.uniform(0, 1, 300)
     amounts = rng.integers(250, 20000, 300)
@@ -137,6 +139,10 @@ def test_decide_many_equals_decide_row_by_row():
     for p, a, m, decision in zip(probabilities, amounts, months, many, strict=True):
         assert decide(float(p), float(a), float(m), policy) == decision
     assert {d.decision for d in many} == {"approve", "review", "decline"}
+    columns = decide_columns(probabilities, amounts, months, policy)  # what the function serves from
+    assert len(columns) == 300
+    for field in Decision.model_fields:
+        assert getattr(columns, field).tolist() == [getattr(d, field) for d in many], field
 
 
 def test_decisions_are_json_and_grade_agrees_with_score():

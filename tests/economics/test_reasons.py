@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 from credit_api.manifest import MANIFEST_FILE, MODEL_FILE, Manifest
-from credit_api.reasons import AGE_PROTECTED_FROM, MAX_REASONS, MIN_FALL, message, principal_reasons
+from credit_api.reasons import AGE_PROTECTED_FROM, MAX_REASONS, MIN_FALL, message, notices, principal_reasons
 from credit_api.schema import BY_NAME, CATEGORICAL, EXAMPLE_APPLICANT, FEATURE_NAMES, NUMERIC
 from credit_api.scoring import Scorer
 
@@ -138,6 +138,17 @@ def test_batched_equals_row_by_row(which, linear, committed, rows):
         assert [r.probability_fall for r in alone] == pytest.approx(
             [r.probability_fall for r in reasons], abs=1e-6
         )
+
+
+@pytest.mark.parametrize("which", ["linear", "committed"])
+def test_notices_are_the_principal_reasons_as_the_api_gives_them(which, linear, committed, rows):
+    scorer, reference = (linear, REFERENCE) if which == "linear" else committed
+    sample = [APPLICANT, *rows[::5]]
+    reasons = principal_reasons(scorer, sample, None, reference)
+    assert any(reasons)
+    assert notices(scorer, sample, None, reference) == [
+        [{"input": r.input, "label": r.label, "message": r.message} for r in row] for row in reasons
+    ]
 
 
 def test_rules_hold_for_the_committed_model_on_every_applicant(committed, rows):

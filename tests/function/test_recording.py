@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import replace
 from typing import Any
 
@@ -11,6 +12,7 @@ from credit_api.api import create_app
 from credit_api.decision_log import DynamoDecisionLog
 from credit_api.lambda_handler import make_handler
 from credit_api.schema import EXAMPLE_APPLICANT
+from credit_api.service import random_ids
 from fastapi.testclient import TestClient
 
 from tests.function.conftest import TABLE
@@ -26,6 +28,15 @@ def scan(dynamodb: Any) -> list[dict[str, Any]]:
 @pytest.fixture
 def dynamo_app(settings, dynamodb: Any) -> Any:
     return create_app(replace(settings, decisions_table=TABLE), log=DynamoDecisionLog(TABLE, client=dynamodb))
+
+
+def test_decision_ids_are_distinct_random_uuids() -> None:
+    ids = random_ids(2000)
+    assert len(set(ids)) == 2000
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, text)
+    assert random_ids(0) == []
 
 
 def test_decision_is_in_dynamodb_before_the_answer(dynamo_app: Any, dynamodb: Any) -> None:
