@@ -26,7 +26,7 @@ and a 60-month loan, whose break-even probabilities differ several-fold.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Literal
 
 import numpy as np
@@ -191,25 +191,9 @@ def decide_many(
 ) -> list[Decision]:
     """:func:`decide_columns` as one validated :class:`Decision` per application."""
     columns = decide_columns(probabilities, amounts, months, policy, scale)
-    return [
-        Decision(
-            probability_of_default=p,
-            decision=decision,
-            score=score,
-            risk_grade=grade,
-            expected_profit=profit,
-            break_even_probability=cut,
-        )
-        for p, decision, score, grade, profit, cut in zip(
-            columns.probability_of_default.tolist(),
-            columns.decision.tolist(),
-            columns.score.tolist(),
-            columns.risk_grade.tolist(),
-            columns.expected_profit.tolist(),
-            columns.break_even_probability.tolist(),
-            strict=True,
-        )
-    ]
+    names = [column.name for column in fields(Decisions)]
+    values = zip(*(getattr(columns, name).tolist() for name in names), strict=True)
+    return [Decision(**dict(zip(names, row, strict=True))) for row in values]
 
 
 def decide(

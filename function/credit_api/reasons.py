@@ -150,15 +150,7 @@ def principal_reasons(
     """
     names, falls, top = _ranked(scorer, rows, probabilities, reference)
     return [
-        [
-            Reason(
-                input=names[j],
-                label=BY_NAME[names[j]].label,
-                message=message(names[j], row[names[j]], reference[names[j]]),
-                probability_fall=float(falls[j, i]),
-            )
-            for j in chosen
-        ]
+        [Reason(**_notice(names[j], row, reference), probability_fall=float(falls[j, i])) for j in chosen]
         for i, (row, chosen) in enumerate(zip(rows, top, strict=True))
     ]
 
@@ -175,16 +167,13 @@ def notices(
     """
     names, _, top = _ranked(scorer, rows, probabilities, reference)
     return [
-        [
-            {
-                "input": names[j],
-                "label": BY_NAME[names[j]].label,
-                "message": message(names[j], row[names[j]], reference[names[j]]),
-            }
-            for j in chosen
-        ]
-        for row, chosen in zip(rows, top, strict=True)
+        [_notice(names[j], row, reference) for j in chosen] for row, chosen in zip(rows, top, strict=True)
     ]
+
+
+def _notice(name: str, row: Mapping[str, Any], reference: Mapping[str, Any]) -> dict[str, str]:
+    """One reason as the notice states it: the input, its label and the text for the row's value."""
+    return {"input": name, "label": BY_NAME[name].label, "message": message(name, row[name], reference[name])}
 
 
 def _ranked(
