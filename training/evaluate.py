@@ -49,6 +49,10 @@ def brier(labels: np.ndarray, probabilities: np.ndarray) -> float:
     return float(np.mean((np.asarray(probabilities) - np.asarray(labels)) ** 2))
 
 
+SUMMARY_DECIMALS = 12
+"""Far below any difference that matters, far above floating-point summation error."""
+
+
 def fold_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
     """Every metric on one fold."""
     area = auc(labels, probabilities)
@@ -67,12 +71,17 @@ def summarise(labels: np.ndarray, probabilities: np.ndarray, folds: Folds) -> di
     """Mean and standard deviation across outer folds of every metric.
 
     ``probabilities`` is ``(repeats, rows)``: the out-of-fold probabilities of each repeat.
+    Both are rounded to ``SUMMARY_DECIMALS``: fold accuracies are ratios of counts, and summing
+    them in floating point turns an exact 0.76 into 0.7599999999999999, which a ``>=`` against a
+    target would wrongly fail.
     """
     per_fold = [fold_metrics(labels[test], probabilities[repeat, test]) for _, repeat, test in folds]
     return {
         name: {
-            "mean": float(np.mean([m[name] for m in per_fold])),
-            "std": float(np.std([m[name] for m in per_fold], ddof=1)) if len(per_fold) > 1 else 0.0,
+            "mean": round(float(np.mean([m[name] for m in per_fold])), SUMMARY_DECIMALS),
+            "std": round(float(np.std([m[name] for m in per_fold], ddof=1)), SUMMARY_DECIMALS)
+            if len(per_fold) > 1
+            else 0.0,
         }
         for name in per_fold[0]
     }

@@ -48,6 +48,19 @@ def test_summary_is_mean_and_spread_over_folds():
     assert summary["gini"]["mean"] == 1.0
 
 
+def test_an_exact_mean_of_fold_accuracies_is_not_lost_to_float_summation():
+    # Three folds of 25 rows with 9, 24 and 24 right: 57 / 75 is exactly 0.76, but the plain
+    # floating-point mean of 0.36, 0.96 and 0.96 is 0.7599999999999999 and fails a >= 0.76 target.
+    right = (9, 24, 24)
+    assert float(np.mean([r / 25 for r in right])) < 0.76
+    labels = np.arange(75) % 2
+    wrong = np.concatenate([np.arange(25) >= r for r in right])  # the first r of each fold are right
+    probabilities = np.where(labels == 1, 0.9, 0.1)[None, :]
+    probabilities[0, wrong] = 1 - probabilities[0, wrong]
+    folds = [(k, 0, np.arange(25 * k, 25 * (k + 1))) for k in range(3)]
+    assert summarise(labels, probabilities, folds)["accuracy"]["mean"] >= 0.76
+
+
 def _folds(labels):
     splitter = RepeatedStratifiedKFold(n_splits=5, n_repeats=1, random_state=0)
     return [(i, 0, test) for i, (_, test) in enumerate(splitter.split(labels, labels))]
