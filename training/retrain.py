@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from credit_api.aws import error_code
 from credit_api.decision_log import from_attribute
 from credit_api.model_store import POINTER_KEY, LoadedModel, load_from_s3, publish, read_pointer
 from credit_api.schema import FEATURE_NAMES, TARGET, Applicant
@@ -203,11 +204,11 @@ def current_champion(s3: Any, bucket: str) -> LoadedModel | None:
     try:
         s3.head_object(Bucket=bucket, Key=POINTER_KEY)
     except Exception as exc:
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+        code = error_code(exc)
         if code in ("404", "NoSuchKey"):
             return None
         raise RuntimeError(
-            f"cannot read s3://{bucket}/{POINTER_KEY} ({code or exc.__class__.__name__}): "
+            f"cannot read s3://{bucket}/{POINTER_KEY} ({code}): "
             "publish a first champion with `python -m infra.seed`, or check the function's role"
         ) from exc
     return load_from_s3(s3, bucket, read_pointer(s3, bucket))

@@ -18,6 +18,7 @@ from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
 
 from credit_api import errors, web
+from credit_api.aws import RequestDeadline
 from credit_api.decision_log import open_log
 from credit_api.errors import UnsupportedMediaType
 from credit_api.gateway import caller, request_id
@@ -259,19 +260,13 @@ async def predict_batch(request: Request, idempotency_key: IdempotencyKey = None
     return _json({"results": results}, request, replayed=replayed)
 
 
-@router.get("/health", summary="Model loaded, its version and load time", tags=["service"])
+@router.get("/health", summary="Model served, where from, and the champion's refresh state", tags=["service"])
 async def health(request: Request) -> dict[str, Any]:
+    """200 while a model is served; ``status`` is ``degraded`` when it is not the S3 champion
+    or the last refresh failed (the alarmable metrics: ModelFallbackToBundled, ModelRefreshFailures)."""
     service = _service(request)
-    model = await _run(request, service.store.current)
-    return {
-        "status": "ok",
-        "model_loaded": True,
-        "model_version": model.version,
-        "loaded_at": model.loaded_at.isoformat(),
-        "source": model.source,
-        "decision_log": service.log.kind,
-        "service": SERVICE,
-    }
+    model = await _run(request, service.store.status)
+    return {**model, "model_loaded": True, "decision_log": service.log.kind, "service": SERVICE}
 
 
 @router.get("/model", summary="Model card: metrics, policy, inputs, score scale", tags=["service"])
@@ -359,6 +354,7 @@ def create_app(settings: Settings, store: ModelStore | None = None, log: Any = N
     errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(OutsideLambda)
+    app.add_middleware(RequestDeadline, bounds=settings.aws)
     app.include_router(router)
     app.include_router(web.router)
     return app

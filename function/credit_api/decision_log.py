@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 from pydantic_core import to_json
 
+from credit_api.aws import carry, error_code, is_conditional_failure
 from credit_api.errors import DecisionLogUnavailable, NotFound, OutcomeConflict
 from credit_api.observability import logger
 
@@ -243,10 +244,6 @@ def _record(item: dict[str, Any]) -> Record:
     return record
 
 
-def _error_code(exc: Exception) -> str | None:
-    return getattr(exc, "response", {}).get("Error", {}).get("Code")
-
-
 class DynamoDecisionLog:
     """DynamoDB through a boto3 client (made on first use unless one is given)."""
 
@@ -271,8 +268,7 @@ class DynamoDecisionLog:
         return self._client
 
     def _unavailable(self, exc: Exception) -> DecisionLogUnavailable:
-        code = _error_code(exc) or exc.__class__.__name__
-        logger.error("decision log failed", extra={"store": self.kind, "error": code})
+        logger.error("decision log failed", extra={"store": self.kind, "error": error_code(exc)})
         return DecisionLogUnavailable("The decision could not be recorded; no decision was made.")
 
     def put(self, record: Record) -> tuple[Record, bool]:
@@ -284,7 +280,7 @@ class DynamoDecisionLog:
             )
             return record, True
         except Exception as exc:
-            if _error_code(exc) != "ConditionalCheckFailedException":
+            if not is_conditional_failure(exc):
                 raise self._unavailable(exc) from exc
         existing = self.get(record["decision_id"])
         if existing is None:  # deleted between the two calls: not something to paper over
@@ -304,7 +300,7 @@ class DynamoDecisionLog:
             if len(chunks) == 1:
                 self._write_chunk(chunks[0])
             else:
-                list(self._pool().map(self._write_chunk, chunks))  # re-raises the first failure
+                list(self._pool().map(carry(self._write_chunk), chunks))  # re-raises the first failure
         except DecisionLogUnavailable:
             raise
         except Exception as exc:
@@ -368,7 +364,7 @@ class DynamoDecisionLog:
             )
             return _record(answer["Attributes"])
         except Exception as exc:
-            if _error_code(exc) != "ConditionalCheckFailedException":
+            if not is_conditional_failure(exc):
                 raise self._unavailable(exc) from exc
         stored = self.get(decision_id)
         if stored is None:

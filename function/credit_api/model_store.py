@@ -9,10 +9,29 @@ Two sources: the model bundled with the function (``function/model/``), or, when
 ``key`` is a prefix holding ``model.onnx`` and ``manifest.json``; :func:`publish` writes both
 and then the pointer, so a reader never sees a pointer to a half-written version. A model is
 served only after its bytes match the pointer's and the manifest's sha256, the manifest's
-schema hash matches this code's schema, and one row scores to a probability. The store
-re-reads the pointer at most every ``MODEL_REFRESH_SECONDS``; a new model that fails any check
-is never served: the current one stays, and the failure is logged and counted. Requests take
-one reference to the current model and keep it to the end, so a swap drops none.
+schema hash matches this code's schema, and one row scores to a probability. A pointer
+that is not a JSON object with those three strings is refused like a bad model.
+
+No request waits on S3 longer than a bounded time:
+
+- **Cold start** with a bucket: a background thread loads the champion; the first request
+  waits for it at most ``Settings.champion_wait_seconds`` (2.5 s, and never past the
+  request's AWS deadline), then serves the bundled model (about 0.3 s to load) and counts
+  ``ModelFallbackToBundled``. The background load goes on; the champion is swapped in when
+  it arrives. Without a bucket the bundled model loads in the request.
+- **Refresh**, at most every ``MODEL_REFRESH_SECONDS`` (sooner, every 30 s, after a
+  failure): the request that finds it due starts a background load and is answered with the
+  current model at once. A model that fails any check is never served: the current one
+  stays, and the failure is logged and counted (``ModelRefreshFailures``).
+
+Lambda freezes a container between invocations, background thread included; a frozen load
+simply resumes (or fails on its dead socket) at the next invocation. The thread only
+produces a result: metrics, logs and the swap itself are applied by the next request
+(between requests, so the EMF record being flushed is never touched from another thread),
+and a load running longer than ``STALE_LOAD_SECONDS`` is abandoned (its result dropped) so a
+stuck socket cannot stop refreshes. Requests take one reference to the current model and
+keep it to the end, so a swap drops none. ``/health`` reports what is served and why
+(:meth:`ModelStore.status`).
 """
 
 from __future__ import annotations
@@ -23,11 +42,13 @@ import math
 import re
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from credit_api import aws
+from credit_api.aws import error_code
 from credit_api.errors import ModelUnavailable
 from credit_api.manifest import MANIFEST_FILE, MODEL_FILE, Manifest
 from credit_api.observability import count, logger, metrics, milliseconds
@@ -38,6 +59,10 @@ from credit_api.settings import Settings
 POINTER_KEY = "models/champion.json"
 RETRY_WITHOUT_MODEL_SECONDS = 5.0
 """With no model at all, how soon to try loading again (a short outage, not one per refresh interval)."""
+RETRY_AFTER_FAILURE_SECONDS = 30.0
+"""After a failed S3 load (the champion missing, or a bad new one), how soon to try again."""
+STALE_LOAD_SECONDS = 60.0
+"""A background load still running after this long is abandoned, and a new one may start."""
 
 
 class ModelLoadError(Exception):
@@ -114,23 +139,20 @@ def _get(s3: Any, bucket: str, key: str) -> bytes:
     try:
         return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except Exception as exc:  # botocore's ClientError, connection and credential errors alike
-        raise ModelLoadError(f"cannot read s3://{bucket}/{key}: {_describe(exc)}") from exc
-
-
-def _describe(exc: Exception) -> str:
-    code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-    return code or exc.__class__.__name__
+        raise ModelLoadError(f"cannot read s3://{bucket}/{key}: {error_code(exc)}") from exc
 
 
 def read_pointer(s3: Any, bucket: str) -> dict[str, str]:
     raw = _get(s3, bucket, POINTER_KEY)
     try:
         pointer = json.loads(raw)
+        if not isinstance(pointer, dict):
+            raise ValueError(f"pointer is a JSON {type(pointer).__name__}, not an object")
         if not all(
             isinstance(pointer.get(k), str) and pointer[k] for k in ("model_version", "key", "sha256")
         ):
             raise ValueError("pointer lacks model_version, key or sha256")
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ModelLoadError(f"invalid pointer s3://{bucket}/{POINTER_KEY}: {exc}") from exc
     return pointer
 
@@ -183,8 +205,18 @@ def _identity(pointer: dict[str, str]) -> tuple[str, str, str]:
     return (pointer["model_version"], pointer["key"], pointer["sha256"])
 
 
+@dataclass(frozen=True)
+class _Attempt:
+    """What one background load of the S3 champion found, for a request thread to apply."""
+
+    model: LoadedModel | None = None
+    pointer: dict[str, str] | None = None
+    error: ModelLoadError | None = None
+    finished_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
 class ModelStore:
-    """The model being served, loaded on first use and refreshed from the S3 pointer.
+    """The model being served: bundled, or the S3 champion loaded and refreshed in the background.
 
     ``s3`` is any object with boto3's ``get_object``; when omitted and a bucket is set, a
     boto3 client is made on first use. ``clock`` is injectable for refresh tests.
@@ -195,71 +227,151 @@ class ModelStore:
         self._s3 = s3
         self._clock = clock
         self._model: LoadedModel | None = None
-        self._next_check = 0.0
         self._pointer: tuple[str, str, str] | None = None
-        self._lock = threading.Lock()
+        self._next_check = 0.0
+        self._next_bundled = 0.0
+        self._lock = threading.Lock()  # guards the fields below; never held across I/O
+        self._bundled_lock = threading.Lock()
+        self._generation = 0
+        self._loading: threading.Event | None = None
+        self._loading_since = 0.0
+        self._pending: _Attempt | None = None
         self.last_error: str | None = None
+        self.last_refresh_at: datetime | None = None
+        self.champion_version: str | None = None
 
     def _client(self) -> Any:
         if self._s3 is None:
-            from credit_api.aws import client
-
-            self._s3 = client("s3", self.settings.aws_endpoint_url)
+            self._s3 = aws.client("s3", self.settings.aws_endpoint_url, self.settings.aws)
         return self._s3
 
     def current(self) -> LoadedModel:
-        """The model to use for this request; loads or refreshes it when due."""
+        """The model to use for this request; starts a load or refresh when due, never waits on one long."""
+        self._apply()
         model = self._model
-        if model is not None and self._clock() < self._next_check:
-            return model
         if model is None:
-            with self._lock:
-                if self._model is None and self._clock() >= self._next_check:
-                    self._initial_load()
-            if self._model is None:
-                raise ModelUnavailable("No model is loaded; try again shortly.")
-            return self._model
-        if self._lock.acquire(blocking=False):
-            try:
-                if self._clock() >= self._next_check:
-                    self._refresh(model)
-            finally:
-                self._lock.release()
-        return self._model or model
+            return self._cold_start()
+        if self.settings.model_bucket and self._clock() >= self._next_check:
+            self._start_load()
+        return model
 
-    def _initial_load(self) -> None:
+    def settle(self, timeout: float = 30.0) -> None:
+        """Wait for a background load to finish and apply it (tests, and a clean shutdown)."""
+        with self._lock:
+            loading = self._loading
+        if loading is not None:
+            loading.wait(timeout)
+        self._apply()
+
+    def status(self) -> dict[str, Any]:
+        """What ``/health`` reports: the model served, where from, and the champion's state."""
+        model = self.current()
         bucket = self.settings.model_bucket
-        s3_error = None
-        if bucket:
-            try:
-                pointer = read_pointer(self._client(), bucket)
-                self._serve(load_from_s3(self._client(), bucket, pointer), pointer=pointer)
-                return
-            except ModelLoadError as exc:
-                self._failed("ModelLoadFailures", exc)
-                s3_error = self.last_error
+        serving_champion = model.source.startswith("s3://")
+        with self._lock:
+            refreshing = self._loading is not None
+        degraded = bool(bucket) and (not serving_champion or self.last_error is not None)
+        return {
+            "status": "degraded" if degraded else "ok",
+            "model_version": model.version,
+            "loaded_at": model.loaded_at.isoformat(),
+            "source": model.source,
+            "serving": "champion" if serving_champion else "bundled",
+            "champion_version": self.champion_version,
+            "last_refresh_at": self.last_refresh_at.isoformat() if self.last_refresh_at else None,
+            "last_refresh_error": self.last_error,
+            "refreshing": refreshing,
+        }
+
+    def _cold_start(self) -> LoadedModel:
+        if self.settings.model_bucket:
+            wait = self.settings.champion_wait_seconds
+            left = aws.remaining()
+            self._start_load().wait(wait if left is None else max(0.0, min(wait, left)))
+            self._apply()
+            if self._model is not None:
+                return self._model
+            if self.last_error is None:
+                self.last_error = f"the S3 champion did not load within {wait:g} s"
+        with self._bundled_lock:
+            if self._model is None and self._clock() >= self._next_bundled:
+                self._load_bundled()
+        if self._model is None:
+            raise ModelUnavailable("No model is loaded; try again shortly.")
+        return self._model
+
+    def _load_bundled(self) -> None:
         try:
-            self._serve(load_bundled(self.settings.model_dir))
-            if bucket:
-                self.last_error = s3_error
-                logger.warning("serving the bundled model until the S3 champion loads")
-                count("ModelFallbackToBundled")
+            model = load_bundled(self.settings.model_dir)
         except ModelLoadError as exc:
             self._failed("ModelLoadFailures", exc)
-            self._next_check = self._clock() + RETRY_WITHOUT_MODEL_SECONDS
-
-    def _refresh(self, current: LoadedModel) -> None:
-        self._next_check = self._clock() + self.settings.model_refresh_seconds
-        bucket = self.settings.model_bucket
-        if not bucket:
+            self._next_bundled = self._clock() + RETRY_WITHOUT_MODEL_SECONDS
             return
+        s3_error = self.last_error
+        self._serve(model)
+        if self.settings.model_bucket:
+            self.last_error = s3_error
+            logger.warning(
+                "serving the bundled model until the S3 champion loads", extra={"reason": s3_error}
+            )
+            count("ModelFallbackToBundled")
+
+    def _start_load(self) -> threading.Event:
+        """The running background load, or a new one (also when the running one is stale)."""
+        with self._lock:
+            now = self._clock()
+            if self._loading is not None and now - self._loading_since < STALE_LOAD_SECONDS:
+                return self._loading
+            self._generation += 1
+            self._loading, self._loading_since = threading.Event(), now
+            self._next_check = now + self.settings.model_refresh_seconds
+            started = (self._generation, self._loading)
+        threading.Thread(target=self._load, args=started, name="model-load", daemon=True).start()
+        return started[1]
+
+    def _load(self, generation: int, done: threading.Event) -> None:
+        """In the background thread: read the pointer and the model; keep the result for a request."""
+        try:
+            attempt = self._fetch()
+        except Exception as exc:  # a bug must not leave the store waiting forever
+            attempt = _Attempt(error=ModelLoadError(f"model load crashed: {exc.__class__.__name__}"))
+        with self._lock:
+            if generation == self._generation:
+                self._pending, self._loading = attempt, None
+        done.set()
+
+    def _fetch(self) -> _Attempt:
+        bucket = self.settings.model_bucket
+        assert bucket
         try:
             pointer = read_pointer(self._client(), bucket)
-            if _identity(pointer) == self._pointer:
-                return
-            self._serve(load_from_s3(self._client(), bucket, pointer), pointer=pointer, replacing=current)
         except ModelLoadError as exc:
-            self._failed("ModelRefreshFailures", exc)
+            return _Attempt(error=exc)
+        if _identity(pointer) == self._pointer:
+            return _Attempt(pointer=pointer)
+        try:
+            return _Attempt(model=load_from_s3(self._client(), bucket, pointer), pointer=pointer)
+        except ModelLoadError as exc:
+            return _Attempt(pointer=pointer, error=exc)
+
+    def _apply(self) -> None:
+        """In a request thread: apply a finished background load (swap, or count its failure)."""
+        with self._lock:
+            attempt, self._pending = self._pending, None
+        if attempt is None:
+            return
+        self.last_refresh_at = attempt.finished_at
+        if attempt.pointer is not None:
+            self.champion_version = attempt.pointer["model_version"]
+        if attempt.error is not None:
+            metric = "ModelLoadFailures" if self._model is None else "ModelRefreshFailures"
+            self._failed(metric, attempt.error)
+            retry = min(self.settings.model_refresh_seconds, RETRY_AFTER_FAILURE_SECONDS)
+            self._next_check = self._clock() + retry
+        elif attempt.model is not None:
+            self._serve(attempt.model, pointer=attempt.pointer, replacing=self._model)
+        else:
+            self.last_error = None
 
     def _serve(
         self, model: LoadedModel, pointer: dict[str, str] | None = None, replacing: LoadedModel | None = None

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from credit_api.aws import Bounds
 
 BUNDLED_MODEL_DIR = Path(__file__).resolve().parent.parent / "model"
 """``function/model``: the model shipped inside the Lambda bundle (``CodeUri: function/``)."""
@@ -44,6 +46,10 @@ class Settings:
     model_dir: Path = BUNDLED_MODEL_DIR
     max_body_bytes: int = MAX_BODY_BYTES
     max_batch: int = MAX_BATCH
+    aws: Bounds = field(default_factory=Bounds)
+    """Timeouts, attempts and the per-request deadline for AWS calls (see :mod:`credit_api.aws`)."""
+    champion_wait_seconds: float = 2.5
+    """At a cold start, how long a request waits for the S3 champion before serving the bundled model."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

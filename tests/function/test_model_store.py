@@ -89,6 +89,8 @@ def test_pointer_is_reread_only_after_the_refresh_interval(
     clock.now += 299
     assert store.current().version == "champion-1"
     clock.now += 2
+    assert store.current().version == "champion-1"  # the refresh runs in the background
+    store.settle()
     assert store.current().version == "champion-2"
 
 
@@ -119,6 +121,10 @@ def test_requests_in_flight_keep_their_model_during_a_swap(
     publish(s3, BUCKET, model_copy(tmp_path, "v2", version="champion-2"))
     for thread in threads:
         thread.join()
+    store = app.state.service.store
+    for _ in range(2):  # the second load surely started after the publish
+        store.current()
+        store.settle()
     assert not failures
     assert all(status == 200 for status, _ in results)
     assert {version for _, version in results} <= {"champion-1", "champion-2"}
@@ -133,6 +139,7 @@ def test_corrupted_new_model_is_never_served(s3: Any, settings: Settings, tmp_pa
     pointer = publish(s3, BUCKET, model_copy(tmp_path, "v2", version="champion-2"))
     s3.put_object(Bucket=BUCKET, Key=f"{pointer['key']}/{MODEL_FILE}", Body=b"\x08\x07corrupted")
     assert store.current().version == "champion-1"
+    store.settle()
     assert "sha256" in (store.last_error or "")
 
     from credit_api.observability import metrics
@@ -152,6 +159,8 @@ def test_pointer_to_a_missing_version_keeps_the_current_model(
     assert store.current().version == "champion-1"
     pointer = {"model_version": "ghost", "key": "models/ghost-000000000000", "sha256": "0" * 64}
     s3.put_object(Bucket=BUCKET, Key=POINTER_KEY, Body=json.dumps(pointer).encode())
+    store.current()
+    store.settle()
     assert store.current().version == "champion-1"
     assert "NoSuchKey" in (store.last_error or "")
 
@@ -165,6 +174,8 @@ def test_manifest_for_another_schema_is_refused(s3: Any, settings: Settings, tmp
     manifest = json.loads((other / MANIFEST_FILE).read_text())
     manifest["schema_hash"] = "f" * 64
     s3.put_object(Bucket=BUCKET, Key=f"{pointer['key']}/{MANIFEST_FILE}", Body=json.dumps(manifest).encode())
+    store.current()
+    store.settle()
     assert store.current().version == "champion-1"
     assert "schema" in (store.last_error or "")
 
@@ -174,7 +185,10 @@ def test_garbage_pointer_keeps_the_current_model(s3: Any, settings: Settings, tm
     store = s3_store(settings, s3, model_refresh_seconds=0)
     store.current()
     s3.put_object(Bucket=BUCKET, Key=POINTER_KEY, Body=b"{not json")
+    store.current()
+    store.settle()
     assert store.current().version == "champion-1"
+    assert "invalid pointer" in (store.last_error or "")
 
 
 def test_unreachable_champion_at_cold_start_falls_back_to_the_bundled_model(
