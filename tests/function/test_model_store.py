@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -236,3 +237,121 @@ def test_truncated_bundled_model_is_refused(settings: Settings, tmp_path: Path) 
     with pytest.raises(ModelUnavailable):
         store.current()
     assert "sha256" in (store.last_error or "")
+
+
+@pytest.mark.parametrize("body", [b"[]", b"null", b'"x"', b"42", b'[{"model_version": "v"}]'])
+def test_pointer_that_is_not_an_object_is_refused_at_cold_start_and_on_refresh(
+    s3: Any, settings: Settings, tmp_path: Path, body: bytes
+) -> None:
+    s3.put_object(Bucket=BUCKET, Key=POINTER_KEY, Body=body)
+    with pytest.raises(Exception, match="not an object"):
+        read_pointer(s3, BUCKET)
+    store = s3_store(settings, s3, model_refresh_seconds=0)
+    assert store.current().version == bundled_version()
+    assert "not an object" in (store.last_error or "")
+
+    publish(s3, BUCKET, model_copy(tmp_path, "v1", version="champion-1"))
+    store.current()
+    store.settle()
+    assert store.current().version == "champion-1"
+    s3.put_object(Bucket=BUCKET, Key=POINTER_KEY, Body=body)
+    store.current()
+    store.settle()
+    assert store.current().version == "champion-1"
+    assert "not an object" in (store.last_error or "")
+
+
+class GatedS3:
+    """boto3's S3 client with ``get_object`` held until ``gate`` opens: S3 slow or hanging."""
+
+    def __init__(self, s3: Any) -> None:
+        self.s3 = s3
+        self.gate = threading.Event()
+        self.calls = 0
+
+    def get_object(self, **kwargs: Any) -> Any:
+        self.calls += 1
+        self.gate.wait(30)
+        return self.s3.get_object(**kwargs)
+
+
+def test_slow_s3_at_cold_start_serves_the_bundled_model_then_the_champion(
+    s3: Any, settings: Settings, tmp_path: Path, stdout
+) -> None:
+    publish(s3, BUCKET, model_copy(tmp_path, "v1", version="champion-1"))
+    gated = GatedS3(s3)
+    store = ModelStore(
+        replace(settings, model_bucket=BUCKET, champion_wait_seconds=0.2), s3=gated, clock=Clock()
+    )
+    assert store.current().version == bundled_version()  # waited 0.2 s, not for S3
+    status = store.status()
+    assert status["status"] == "degraded" and status["serving"] == "bundled" and status["refreshing"]
+    assert "did not load within 0.2 s" in status["last_refresh_error"]
+
+    gated.gate.set()
+    store.settle()
+    assert store.current().version == "champion-1"
+    status = store.status()
+    assert status["status"] == "ok" and status["serving"] == "champion"
+    assert status["champion_version"] == "champion-1" and status["last_refresh_error"] is None
+    assert status["last_refresh_at"] is not None
+
+    from credit_api.observability import metrics
+
+    metrics.flush_metrics()
+    out = emf_records(stdout())
+    assert metric_values(out, "ModelFallbackToBundled") == [1.0]
+    assert metric_values(out, "ModelSwaps") == [1.0]
+
+
+def test_a_refresh_never_makes_the_request_wait(s3: Any, settings: Settings, tmp_path: Path) -> None:
+    publish(s3, BUCKET, model_copy(tmp_path, "v1", version="champion-1"))
+    clock = Clock()
+    gated = GatedS3(s3)
+    gated.gate.set()
+    refreshing = replace(settings, model_bucket=BUCKET, model_refresh_seconds=60)
+    store = ModelStore(refreshing, s3=gated, clock=clock)
+    assert store.current().version == "champion-1"
+    publish(s3, BUCKET, model_copy(tmp_path, "v2", version="champion-2"))
+    gated.gate.clear()
+    clock.now += 61
+    calls = gated.calls
+    assert store.current().version == "champion-1"  # answered while the refresh is held
+    assert store.status()["refreshing"] is True
+    assert store.current().version == "champion-1" and gated.calls <= calls + 1  # one refresh at a time
+    gated.gate.set()
+    store.settle()
+    assert store.current().version == "champion-2"
+
+
+def test_a_stuck_refresh_is_abandoned_and_its_result_dropped(
+    s3: Any, settings: Settings, tmp_path: Path
+) -> None:
+    from credit_api.model_store import STALE_LOAD_SECONDS
+
+    publish(s3, BUCKET, model_copy(tmp_path, "v1", version="champion-1"))
+    clock = Clock()
+    stuck = GatedS3(s3)
+    store = ModelStore(
+        replace(settings, model_bucket=BUCKET, model_refresh_seconds=0, champion_wait_seconds=0.1),
+        s3=stuck,
+        clock=clock,
+    )
+    assert store.current().version == bundled_version()
+    clock.now += STALE_LOAD_SECONDS + 1
+    store._s3 = s3  # the network is back; the stuck load still holds its old connection
+    store.current()
+    store.settle()
+    assert store.current().version == "champion-1"
+    stuck.gate.set()  # the abandoned load finishes late: nothing changes
+    time.sleep(0.3)
+    store._apply()
+    assert store.current().version == "champion-1" and store.last_error is None
+
+
+def test_health_says_what_is_served_and_why(s3: Any, settings: Settings, sqlite_log) -> None:
+    app = create_app(replace(settings, model_bucket=BUCKET), store=s3_store(settings, s3), log=sqlite_log)
+    health = TestClient(app).get("/health").json()  # no champion published
+    assert health["status"] == "degraded" and health["serving"] == "bundled"
+    assert health["model_version"] == bundled_version() and health["model_loaded"] is True
+    assert "NoSuchKey" in health["last_refresh_error"] and health["champion_version"] is None
