@@ -23,7 +23,8 @@ Why these numbers (``PredictFunction`` has ``Timeout: 15`` in ``template.yaml``)
   sum; ``tests/function/test_faults.py`` checks it against the template.
 
 The deadline lives in a context variable (set by :class:`RequestDeadline` for each HTTP
-request); threads that work for a request run under :func:`carry`, so they see it too.
+request); threads that work for a request run under :func:`carry`, so they see it too, and
+it is spent when the request is answered: no call made for a request starts after its answer.
 Background work (the model store's refresh) runs without one: each call is still bounded
 by the timeouts and attempts.
 """
@@ -70,23 +71,35 @@ class DeadlineExceeded(Exception):
     """The request's time for AWS calls is up: answer now (a 503) instead of calling again."""
 
 
-_deadline: ContextVar[float | None] = ContextVar("aws_deadline", default=None)
+@dataclass
+class _Budget:
+    ends: float
+    """``time.monotonic()`` after which no attempt starts; ``-inf`` once the request is over."""
+
+
+_budget: ContextVar[_Budget | None] = ContextVar("aws_budget", default=None)
 
 
 def remaining() -> float | None:
     """Seconds left before this request's deadline; ``None`` outside a request."""
-    deadline = _deadline.get()
-    return None if deadline is None else deadline - time.monotonic()
+    budget = _budget.get()
+    return None if budget is None else budget.ends - time.monotonic()
 
 
 @contextmanager
 def deadline(seconds: float) -> Iterator[None]:
-    """AWS calls made inside (in this context) stop starting ``seconds`` from now."""
-    token = _deadline.set(time.monotonic() + seconds)
+    """AWS calls made inside (in this context) stop starting ``seconds`` from now.
+
+    When the block ends the deadline is spent, also for work carried into other threads: a
+    batch chunk still queued when its request was answered (a 503) is never written after it.
+    """
+    budget = _Budget(time.monotonic() + seconds)
+    token = _budget.set(budget)
     try:
         yield
     finally:
-        _deadline.reset(token)
+        budget.ends = float("-inf")
+        _budget.reset(token)
 
 
 def carry(work: Callable[..., T]) -> Callable[..., T]:

@@ -26,7 +26,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -300,11 +300,23 @@ class DynamoDecisionLog:
             if len(chunks) == 1:
                 self._write_chunk(chunks[0])
             else:
-                list(self._pool().map(carry(self._write_chunk), chunks))  # re-raises the first failure
+                self._write_all(chunks)
         except DecisionLogUnavailable:
             raise
         except Exception as exc:
             raise self._unavailable(exc) from exc
+
+    def _write_all(self, chunks: list[list[dict[str, Any]]]) -> None:
+        """Every chunk, 8 at a time; on a failure the queued ones are cancelled and the running
+        ones awaited, so none is still in flight (and may land) once the request is answered."""
+        futures = [self._pool().submit(carry(self._write_chunk), chunk) for chunk in chunks]
+        _, running = wait(futures, return_when=FIRST_EXCEPTION)
+        for future in running:
+            future.cancel()
+        wait(running)
+        for future in futures:
+            if not future.cancelled():
+                future.result()  # re-raises the first failure
 
     def _write_chunk(self, pending: list[dict[str, Any]]) -> None:
         for attempt in range(self.ATTEMPTS):
