@@ -8,6 +8,8 @@ fields that failed, never the values sent.
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
@@ -29,10 +31,13 @@ class ServiceError(Exception):
     code: ClassVar[str] = "internal_error"
     metric: ClassVar[str] = "InternalErrors"
 
-    def __init__(self, message: str, errors: Sequence[dict[str, Any]] = ()) -> None:
+    def __init__(
+        self, message: str, errors: Sequence[dict[str, Any]] = (), headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.errors = list(errors)
+        self.headers = dict(headers or {})
 
 
 class InvalidRequest(ServiceError):
@@ -90,16 +95,31 @@ class InternalError(ServiceError):
 
 
 _SENT_LIMIT = 200
+MAX_LISTED_ERRORS = 50
+"""Most field errors one answer lists; the message gives the total (a body of 60,000 unknown
+fields must not cost seconds to describe)."""
+
+
+def _text(value: str) -> str:
+    """A string that can always be encoded as UTF-8: lone surrogates shown as escapes."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _shown(value: Any) -> Any:
-    """What was sent, echoed back to the caller, cut short when it is large."""
+    """What was sent, echoed back to the caller: cut short when large, always renderable as JSON."""
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
-    if isinstance(value, str) and len(value) > _SENT_LIMIT:
-        return value[:_SENT_LIMIT] + "…"
-    if isinstance(value, dict | list) and len(repr(value)) > _SENT_LIMIT:
-        return f"<{type(value).__name__} of {len(value)} items>"
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, str):
+        value = _text(value)
+        return value[:_SENT_LIMIT] + "…" if len(value) > _SENT_LIMIT else value
+    if isinstance(value, dict | list):
+        if len(value) > 20 or len(repr(value)) > _SENT_LIMIT:
+            return f"<{type(value).__name__} of {len(value)} items>"
+        if isinstance(value, dict):
+            return {_text(str(k)): _shown(v) for k, v in value.items()}
+        return [_shown(v) for v in value]
     return value
 
 
@@ -126,6 +146,7 @@ def _rule(name: str) -> str | None:
 def _field_path(loc: Sequence[Any]) -> tuple[str, int | None]:
     """("body", "applicants", 3, "age") -> ("applicants[3].age", 3)."""
     parts = list(loc[1:] if loc and loc[0] in ("body", "path", "query", "header") else loc)
+    parts = [part if isinstance(part, int) else _text(str(part)) for part in parts]
     row = parts[1] if len(parts) > 1 and parts[0] == "applicants" and isinstance(parts[1], int) else None
     text = ""
     for part in parts:
@@ -139,14 +160,14 @@ def field_errors(raw: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     for error in raw:
         loc = tuple(error.get("loc", ()))
         field, row = _field_path(loc)
-        name = str(loc[-1]) if loc else ""
+        name = _text(str(loc[-1])) if loc else ""
         kind = error.get("type", "")
         sent = error.get("input")
         if kind == "extra_forbidden":
             # A parser that knows its model names the accepted fields; otherwise a body-level
             # field belongs to an applicant.
             allowed: Any = error.get("allowed") or (list(FEATURE_NAMES) if _is_applicant(loc) else None)
-            message = f"{name!r} is not an accepted field" + (
+            message = f"{_shown(name)!r} is not an accepted field" + (
                 "; the accepted fields are " + ", ".join(allowed) if allowed else ""
             )
         elif kind == "missing":
@@ -158,7 +179,7 @@ def field_errors(raw: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             message = f"{name} {_rule(name)}; got {_shown(sent)!r}"
         else:
             allowed = None
-            message = f"{field or 'body'}: {error.get('msg', 'invalid value')}"
+            message = f"{field or 'body'}: {_text(str(error.get('msg', 'invalid value')))}"
         details.append(
             {
                 "field": field or "body",
@@ -192,16 +213,23 @@ def from_validation(exc: RequestValidationError) -> ServiceError:
     body_level = [e for e in raw if tuple(e.get("loc", ())) == ("body",)]
     if body_level and isinstance(body_level[0].get("input"), bytes):
         return UnsupportedMediaType("Send the request body as JSON with Content-Type: application/json.")
-    details = field_errors(raw)
-    noun = "field is" if len(details) == 1 else "fields are"
-    return InvalidRequest(f"{len(details)} {noun} invalid.", details)
+    return invalid(raw)
+
+
+def invalid(raw: Sequence[dict[str, Any]]) -> InvalidRequest:
+    """A 422 for pydantic errors: at most :data:`MAX_LISTED_ERRORS` listed, the total in the message."""
+    details = field_errors(raw[:MAX_LISTED_ERRORS])
+    noun = "field is" if len(raw) == 1 else "fields are"
+    listed = f" The first {len(details)} are listed." if len(raw) > len(details) else ""
+    return InvalidRequest(f"{len(raw)} {noun} invalid.{listed}", details)
 
 
 def from_http(exc: StarletteHTTPException) -> ServiceError:
     if exc.status_code == 404:
         return NotFound("No such resource.")
     if exc.status_code == 405:
-        return MethodNotAllowed("This method is not allowed on this resource.")
+        # Starlette names the methods the route takes in ``Allow``, as RFC 9110 requires of a 405.
+        return MethodNotAllowed("This method is not allowed on this resource.", headers=exc.headers or {})
     if exc.status_code == 413:
         return PayloadTooLarge(str(exc.detail))
     if 400 <= exc.status_code < 500:
@@ -223,11 +251,28 @@ def respond(error: ServiceError, scope: Scope) -> JSONResponse:
             "status": error.status,
             "error": error.code,
             "path": scope.get("path"),
-            "fields": [e["field"] for e in error.errors][:50],
+            "fields": logged_fields(error.errors),
         },
     )
-    headers = {"Retry-After": "1"} if error.status == 503 else None
-    return JSONResponse(body, status_code=error.status, headers=headers)
+    headers = {"Retry-After": "1"} if error.status == 503 else {}
+    return ErrorResponse(body, status_code=error.status, headers={**headers, **error.headers})
+
+
+class ErrorResponse(JSONResponse):
+    """JSON that always renders: non-ASCII escaped (so a lone surrogate echoed back is valid JSON)."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode()
+
+
+def logged_fields(details: Sequence[dict[str, Any]]) -> list[str]:
+    """The failed fields for the log: the schema's own names only, never a name the client chose."""
+    known = {*FEATURE_NAMES, "body", "applicants", "decision_id", "defaulted", "observed_at"}
+    names = []
+    for detail in details[:MAX_LISTED_ERRORS]:
+        leaf = detail["field"].rsplit(".", 1)[-1].split("[", 1)[0]
+        names.append(detail["field"] if leaf in known else "<unknown field>")
+    return names
 
 
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:
