@@ -293,10 +293,10 @@ def verify(ledger: Ledger, db: Path) -> list[str]:
     return problems
 
 
-Outcome = tuple[list[LevelResult], list[str], int]
+CampaignResult = tuple[list[LevelResult], list[str], int]
 
 
-def campaign(config: str, per_client: int, levels: tuple[int, ...]) -> Outcome:
+def campaign(config: str, per_client: int, levels: tuple[int, ...]) -> CampaignResult:
     """All levels of one configuration: (results, integrity problems, records in the log)."""
     rows = applicants()
     with tempfile.TemporaryDirectory(prefix=f"load-{config}-") as tmp:
@@ -313,7 +313,7 @@ def campaign(config: str, per_client: int, levels: tuple[int, ...]) -> Outcome:
         return results, verify(ledger, db), len(stored(db))
 
 
-def section(results: dict[str, Outcome], per_client: int) -> str:
+def section(results: dict[str, CampaignResult], per_client: int) -> str:
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     lines = [
         BEGIN,
