@@ -12,7 +12,7 @@ export SAM_CLI_TELEMETRY := 0
 # Browser tests drive Debian's chromium; Playwright must never download its own.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: run test test-fast install browser train lint bench local-stack sam clean
+.PHONY: run test test-fast install browser train lint bench load local-stack sam clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,11 @@ local-stack: install
 # The function vs the obvious scikit-learn + pandas build, side by side; writes BENCHMARKS.md.
 bench: install function/model/model.onnx
 	$(BIN)/python -m bench.run
+
+# 1, 8, 32 and 64 concurrent clients against uvicorn and the Lambda handler, then an integrity
+# check of the decision log; writes the load section of BENCHMARKS.md. A few minutes.
+load: install function/model/model.onnx
+	$(BIN)/python -m bench.load
 
 test-fast: install
 	$(BIN)/pytest

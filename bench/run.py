@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.baseline_model import train
+from bench.load import BEGIN, END, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_DIR = ROOT / "function" / "model"
@@ -110,6 +111,14 @@ def machine() -> dict[str, str]:
         f"scikit-learn {sklearn.__version__}",
         "load": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
+
+
+def kept_load_section(path: Path) -> str | None:
+    """The section ``make load`` wrote (:mod:`bench.load`), kept when this run rewrites the file."""
+    text = path.read_text() if path.exists() else ""
+    if BEGIN not in text or END not in text:
+        return None
+    return BEGIN + text.split(BEGIN, 1)[1].split(END, 1)[0] + END
 
 
 def main() -> None:
@@ -283,7 +292,10 @@ def write(
         " Lambda sizes CPU with memory, so choose the memory size for CPU, with this as the floor.",
         "",
     ]
+    kept_load = kept_load_section(options.out)
     options.out.write_text("\n".join(lines))
+    if kept_load:
+        write_section(kept_load, options.out)
 
 
 if __name__ == "__main__":
