@@ -69,6 +69,12 @@ class IdempotencyConflict(ServiceError):
     status, code, metric = 409, "idempotency_key_reused", "IdempotencyConflicts"
 
 
+class IdempotencyInProgress(ServiceError):
+    """The same request with this Idempotency-Key is still being decided: retry after ``Retry-After``."""
+
+    status, code, metric = 409, "idempotency_key_in_progress", "IdempotencyInProgress"
+
+
 class OutcomeConflict(ServiceError):
     """A different outcome is already recorded for this decision; outcomes are never overwritten."""
 
@@ -226,7 +232,7 @@ def respond(error: ServiceError, scope: Scope) -> JSONResponse:
             "fields": [e["field"] for e in error.errors][:50],
         },
     )
-    headers = {"Retry-After": "1"} if error.status == 503 else None
+    headers = {"Retry-After": "1"} if error.status == 503 or isinstance(error, IdempotencyInProgress) else None
     return JSONResponse(body, status_code=error.status, headers=headers)
 
 

@@ -44,14 +44,14 @@ def code_actions(roots: list[Path], paths: list[Path]) -> set[str]:
 def test_predict_policy_grants_exactly_the_calls_in_the_handlers_code(template: dict[str, Any]) -> None:
     actions = code_actions([ROOT / "function" / "credit_api" / "main.py"], FUNCTION_CODE)
     assert actions == policy_actions(
-        statements(Resolver(template, names={"ModelBucket": "b", "DecisionsTable": "t"}), "PredictFunction")
+        statements(Resolver(template, names={"ModelBucket": "b", "DecisionsTable": "t", "IdempotencyTable": "i", "RiskTeamApiKey": "k1"}), "PredictFunction")
     )
     assert "s3:PutObject" not in actions  # model_store.publish is reachable from the retrain only
 
 
 def test_retrain_policy_grants_exactly_the_calls_in_the_retrains_code(template: dict[str, Any]) -> None:
     actions = code_actions([ROOT / "training" / "retrain.py"], FUNCTION_CODE + TRAINING_CODE)
-    resolver = Resolver(template, names={"ModelBucket": "b", "DecisionsTable": "t"})
+    resolver = Resolver(template, names={"ModelBucket": "b", "DecisionsTable": "t", "IdempotencyTable": "i", "RiskTeamApiKey": "k1"})
     assert actions == policy_actions(statements(resolver, "RetrainFunction"))
 
 
@@ -98,7 +98,7 @@ def test_the_analysis_follows_imports_and_ignores_code_the_handler_never_reaches
 
 def test_the_policy_check_refuses_a_call_outside_the_granted_prefix(template: dict[str, Any]) -> None:
     policy = statements(
-        Resolver(template, names={"ModelBucket": "b", "DecisionsTable": "t"}), "PredictFunction"
+        Resolver(template, names={"ModelBucket": "b", "DecisionsTable": "t", "IdempotencyTable": "i", "RiskTeamApiKey": "k1"}), "PredictFunction"
     )
     assert allowed(policy, "s3:GetObject", "arn:aws:s3:::b/models/champion.json")
     assert not allowed(policy, "s3:GetObject", "arn:aws:s3:::b/data/credit.csv")
