@@ -97,9 +97,12 @@ class DecisionRecord(PredictResponse):
     request_id: str
     idempotency_key: str | None = None
     request_hash: str | None = Field(None, description="sha256 of the request, kept with an Idempotency-Key")
-    caller: str = Field("", description="the API key id that made the decision (yours, or the risk team reads it)")
+    caller: str = Field(
+        "", description="the API key id that made the decision (yours, or the risk team reads it)"
+    )
     expires_at: int | None = Field(
-        None, description="epoch seconds when the record may be deleted: created_at plus the retention (800 days)"
+        None,
+        description="epoch seconds when the record may be deleted: created_at plus the retention (800 days)",
     )
     inputs: dict[str, int | str]
     expected_profit: float

@@ -271,7 +271,9 @@ class SqliteDecisionLog:
 
     def complete(self, claim: Claim) -> None:
         if not self._swap(claim["token"], {**claim, "status": "complete"}):
-            raise DecisionLogUnavailable("The idempotency claim was taken over while this request ran; retry.")
+            raise DecisionLogUnavailable(
+                "The idempotency claim was taken over while this request ran; retry."
+            )
 
     def release(self, claim: Claim) -> None:
         self._swap(claim["token"], {**claim, "status": "released"})
@@ -321,7 +323,6 @@ def _record(item: dict[str, Any]) -> Record:
     record = {k: from_attribute(v) for k, v in item.items()}
     for optional in OPTIONAL_FIELDS:
         record.setdefault(optional, None)
-    record.setdefault("caller", "")
     return record
 
 
@@ -467,7 +468,9 @@ class DynamoDecisionLog:
                     raise self._unavailable(exc) from exc
             try:
                 answer = self.client.get_item(
-                    TableName=table, Key={"idempotency_id": {"S": claim["idempotency_id"]}}, ConsistentRead=True
+                    TableName=table,
+                    Key={"idempotency_id": {"S": claim["idempotency_id"]}},
+                    ConsistentRead=True,
                 )
             except Exception as exc:
                 raise self._unavailable(exc) from exc
@@ -499,7 +502,9 @@ class DynamoDecisionLog:
 
     def complete(self, claim: Claim) -> None:
         if not self._swap(claim["token"], {**claim, "status": "complete"}):
-            raise DecisionLogUnavailable("The idempotency claim was taken over while this request ran; retry.")
+            raise DecisionLogUnavailable(
+                "The idempotency claim was taken over while this request ran; retry."
+            )
 
     def release(self, claim: Claim) -> None:
         self._swap(claim["token"], {**claim, "status": "released"})

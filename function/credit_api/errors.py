@@ -232,7 +232,9 @@ def respond(error: ServiceError, scope: Scope) -> JSONResponse:
             "fields": [e["field"] for e in error.errors][:50],
         },
     )
-    headers = {"Retry-After": "1"} if error.status == 503 or isinstance(error, IdempotencyInProgress) else None
+    headers = (
+        {"Retry-After": "1"} if error.status == 503 or isinstance(error, IdempotencyInProgress) else None
+    )
     return JSONResponse(body, status_code=error.status, headers=headers)
 
 

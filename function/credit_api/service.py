@@ -172,7 +172,9 @@ class DecisionService:
         if existing["status"] == "complete":
             stored = self._stored(existing)
             if stored is None:
-                raise DecisionLogUnavailable("The decisions for this Idempotency-Key could not be read; retry.")
+                raise DecisionLogUnavailable(
+                    "The decisions for this Idempotency-Key could not be read; retry."
+                )
             return stored
         fresh = time.time() - float(existing["started_at"]) < IDEMPOTENCY_STALE_SECONDS
         if existing["status"] == "in_progress" and fresh:
@@ -188,9 +190,7 @@ class DecisionService:
             raise IdempotencyInProgress("Another retry with this Idempotency-Key took it over; retry.")
         return None
 
-    def _decide(
-        self, applicants: list[dict[str, Any]], call: Call, route: str
-    ) -> tuple[list[Record], bool]:
+    def _decide(self, applicants: list[dict[str, Any]], call: Call, route: str) -> tuple[list[Record], bool]:
         """(records in request order, replayed): the one path by which decisions are made."""
         ids = random_ids(len(applicants))
         if call.idempotency_key is None:

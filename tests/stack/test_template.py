@@ -253,7 +253,9 @@ def test_every_variable_the_retrain_reads_is_in_the_template(template: dict[str,
 def test_env_json_overrides_only_what_sam_local_can_override(template: dict[str, Any]) -> None:
     env_vars = load_env_json()
     assert set(env_vars) <= set(resources_of_type(template, "AWS::Serverless::Function")) | {"Parameters"}
-    resolver = Resolver(template, names={"ModelBucket": "ModelBucket", "DecisionsTable": "DecisionsTable", **NEW_REFS})
+    resolver = Resolver(
+        template, names={"ModelBucket": "ModelBucket", "DecisionsTable": "DecisionsTable", **NEW_REFS}
+    )
     for function, overrides in env_vars.items():
         declared = function_environment(resolver, function)
         assert set(overrides) <= set(declared), f"SAM ignores {set(overrides) - set(declared)}"
