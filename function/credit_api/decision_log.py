@@ -21,8 +21,8 @@ with that key reads it. A claim::
      "decision_ids": [...], "caller", "token", "started_at" (epoch s), "expires_at" (epoch s)}
 
 ``token`` is the claiming request's own: completing, releasing (after a failed write) or
-taking over a claim is a write conditional on it, so two requests can never both own one. A claim past ``expires_at`` counts
-as absent (DynamoDB's TTL deletes it some time later).
+taking over a claim is a write conditional on it, so two requests can never both own one.
+A claim past ``expires_at`` counts as absent (DynamoDB's TTL deletes it some time later).
 
 A record, as stored and as returned by ``GET /decisions/{id}`` to its caller::
 
@@ -259,7 +259,8 @@ class SqliteDecisionLog:
 
         def work(db: sqlite3.Connection) -> bool:
             cursor = db.execute(
-                "UPDATE claims SET token = ?, expires_at = ?, claim = ? WHERE idempotency_id = ? AND token = ?",
+                "UPDATE claims SET token = ?, expires_at = ?, claim = ?"
+                " WHERE idempotency_id = ? AND token = ?",
                 (token, expires_at, text, claim["idempotency_id"], old_token),
             )
             return cursor.rowcount == 1

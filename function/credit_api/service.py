@@ -19,6 +19,7 @@ it or records its outcome; anyone else gets the same 404 as for an unknown id.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -213,7 +214,7 @@ class DecisionService:
     def _write(self, applicants: list[dict[str, Any]], ids: list[str], call: Call) -> list[Record]:
         records = self._records(self.store.current(), applicants, ids, call)
         if len(records) == 1:
-            stored, created = self.log.put(records[0])
+            _, created = self.log.put(records[0])
             if not created:  # a random id already taken: not a collision to paper over
                 raise DecisionLogUnavailable("The decision could not be recorded; no decision was made.")
         else:
@@ -222,10 +223,8 @@ class DecisionService:
 
     def _release(self, claim: Claim) -> None:
         """Free the key after a failed write, so the client's retry need not wait for it to go stale."""
-        try:
+        with contextlib.suppress(DecisionLogUnavailable):  # else it goes stale and is taken over
             self.log.release(claim)
-        except DecisionLogUnavailable:
-            pass  # it goes stale and is taken over instead
 
     def predict(self, applicant: dict[str, Any], call: Call) -> tuple[dict[str, Any], bool]:
         """(answer, replayed) for one applicant."""
