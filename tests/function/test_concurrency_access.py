@@ -10,7 +10,6 @@ from credit_api.api import create_app
 from credit_api.decision_log import DynamoDecisionLog
 from credit_api.main import make_handler
 from credit_api.schema import EXAMPLE_APPLICANT
-from credit_api.settings import Settings
 from fastapi.testclient import TestClient
 
 from tests.function.conftest import IDEMPOTENCY, TABLE
