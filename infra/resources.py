@@ -16,6 +16,10 @@ from infra.template import Resolver, resources_of_type
 
 BUCKET = "ModelBucket"
 TABLE = "DecisionsTable"
+IDEMPOTENCY_TABLE = "IdempotencyTable"
+RISK_KEY = "RiskTeamApiKey"
+LOCAL_RISK_KEY_ID = "local-risk-team"
+"""What ``Ref RiskTeamApiKey`` stands for locally (no API Gateway: every local caller is "")."""
 
 
 @dataclass(frozen=True)
@@ -24,13 +28,23 @@ class Names:
 
     bucket: str
     table: str
+    idempotency_table: str = ""
 
     @classmethod
     def for_stack(cls, stack_name: str) -> Names:
-        return cls(bucket=f"{stack_name}-models", table=f"{stack_name}-decisions")
+        return cls(
+            bucket=f"{stack_name}-models",
+            table=f"{stack_name}-decisions",
+            idempotency_table=f"{stack_name}-idempotency",
+        )
 
     def as_refs(self) -> dict[str, str]:
-        return {BUCKET: self.bucket, TABLE: self.table}
+        return {
+            BUCKET: self.bucket,
+            TABLE: self.table,
+            IDEMPOTENCY_TABLE: self.idempotency_table,
+            RISK_KEY: LOCAL_RISK_KEY_ID,
+        }
 
 
 def _lifecycle_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
@@ -117,7 +131,7 @@ def create_table(dynamodb: Any, name: str, properties: Mapping[str, Any]) -> Non
             spec = {"AttributeName": value["AttributeName"], "Enabled": bool(value["Enabled"])}
             after.append(("update_time_to_live", {"TimeToLiveSpecification": spec}))
         else:
-            raise NotImplementedError(f"{TABLE} property {key} has no local translation")
+            raise NotImplementedError(f"{name}: table property {key} has no local translation")
     dynamodb.create_table(**params)
     dynamodb.get_waiter("table_exists").wait(TableName=name)
     for method, kwargs in after:
@@ -135,7 +149,7 @@ def bucket_policy(resolver: Resolver, bucket: str) -> dict[str, Any]:
 
 
 def create_storage(resolver: Resolver, s3: Any, dynamodb: Any, names: Names) -> dict[str, Any]:
-    """The bucket and the table, each from the template's resolved properties.
+    """The bucket and the tables, each from the template's resolved properties.
 
     Returns the bucket policy, resolved but not attached: moto evaluates a statement whose
     ``Condition`` it cannot check as a match, so ``DenyInsecureTransport`` would deny every
@@ -144,4 +158,7 @@ def create_storage(resolver: Resolver, s3: Any, dynamodb: Any, names: Names) -> 
     resources = resolver.template["Resources"]
     create_bucket(s3, names.bucket, resolver.resolve(resources[BUCKET]["Properties"]), resolver.region)
     create_table(dynamodb, names.table, resolver.resolve(resources[TABLE]["Properties"]))
+    if names.idempotency_table:
+        properties = resolver.resolve(resources[IDEMPOTENCY_TABLE]["Properties"])
+        create_table(dynamodb, names.idempotency_table, properties)
     return bucket_policy(resolver, names.bucket)

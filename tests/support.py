@@ -30,6 +30,16 @@ def load_event(name: str, **overrides: Any) -> dict[str, Any]:
     return event
 
 
+EVENT_DECISION_ID = "341a497d-3f46-55c1-8a01-4b6854734f05"
+"""The decision id written in events/decision.json and events/outcome.json."""
+
+
+def for_decision(event: dict[str, Any], decision_id: str) -> dict[str, Any]:
+    """``event`` (decision.json or outcome.json) about ``decision_id``: ids are random, so a
+    test puts in the one its predict event was given."""
+    return json.loads(json.dumps(event).replace(EVENT_DECISION_ID, decision_id))
+
+
 def event_names() -> list[str]:
     return sorted(p.stem for p in EVENTS_DIR.glob("*.json"))
 

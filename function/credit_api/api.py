@@ -114,6 +114,13 @@ class DecisionRecord(PredictResponse):
     request_id: str
     idempotency_key: str | None = None
     request_hash: str | None = Field(None, description="sha256 of the request, kept with an Idempotency-Key")
+    caller: str = Field(
+        "", description="the API key id that made the decision (yours, or the risk team reads it)"
+    )
+    expires_at: int | None = Field(
+        None,
+        description="epoch seconds when the record may be deleted: created_at plus the retention (800 days)",
+    )
     inputs: dict[str, int | str]
     expected_profit: float
     outcome: Outcome | None = None
@@ -141,7 +148,7 @@ def _error(description: str) -> dict[str, Any]:
 
 SCORING_ERRORS: dict[int | str, dict[str, Any]] = {
     400: _error("malformed JSON"),
-    409: _error("Idempotency-Key reused with a different request"),
+    409: _error("Idempotency-Key reused with a different request, or that request is still in progress"),
     413: _error("body over 1 MB, or more than 1000 applicants"),
     415: _error("body is not JSON"),
     422: _error("invalid fields: which field, what was sent, what is allowed"),
@@ -374,7 +381,8 @@ async def model_card(request: Request) -> dict[str, Any]:
 async def decision(
     decision_id: Annotated[str, Path(pattern=DECISION_ID_PATTERN)], request: Request
 ) -> Response:
-    return _json(await _run(request, _service(request).decision, decision_id), request)
+    service = _service(request)
+    return _json(await _run(request, service.decision, decision_id, caller(request.scope)), request)
 
 
 @router.post(
@@ -397,7 +405,12 @@ async def outcome(request: Request) -> Response:
     report = await parse_json(request, OutcomeReport)
     service = _service(request)
     record = await _run(
-        request, service.record_outcome, report.decision_id, report.defaulted, report.observed_at
+        request,
+        service.record_outcome,
+        report.decision_id,
+        report.defaulted,
+        report.observed_at,
+        caller(request.scope),
     )
     return _json(record, request)
 
@@ -431,7 +444,14 @@ def create_app(settings: Settings, store: ModelStore | None = None, log: Any = N
     app.state.settings = settings
     app.state.service = DecisionService(
         store or ModelStore(settings),
-        log or open_log(settings.decisions_table, settings.decisions_db, settings.aws_endpoint_url),
+        log
+        or open_log(
+            settings.decisions_table,
+            settings.decisions_db,
+            settings.aws_endpoint_url,
+            settings.idempotency_table,
+        ),
+        readers=settings.risk_api_key_ids,
     )
     errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

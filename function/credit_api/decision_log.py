@@ -5,15 +5,31 @@ SQLite file (``DECISIONS_DB``) for local runs. A decision is returned to the cal
 after its record is written; any store failure raises
 :class:`~credit_api.errors.DecisionLogUnavailable`, which the API answers with a 503.
 
-``put`` is a conditional insert (an existing record with the same id wins and is returned),
-which is what makes ``Idempotency-Key`` retries safe. ``put_many`` writes a batch in
-DynamoDB batches of 25 (one SQLite transaction locally). Outcomes are stored on the decision
-record and never overwritten by a different outcome.
+No record is ever overwritten. ``put`` is a conditional insert (an existing record with the
+same id wins and is returned). ``put_many`` writes a batch in DynamoDB batches of 25 (one
+SQLite transaction of plain INSERTs locally): BatchWriteItem cannot be conditional, so it is
+only ever given fresh random (version 4) ids, which cannot collide; SQLite refuses a duplicate
+id and fails the whole batch. Outcomes are stored on the decision record and never
+overwritten by a different outcome.
 
-A record, as stored and as returned by ``GET /decisions/{id}``::
+Idempotency rests on claims, not on ids: the first request with a key writes a claim
+atomically (DynamoDB: a conditional PutItem on ``IDEMPOTENCY_TABLE``, partition key
+``idempotency_id``; SQLite: the ``claims`` table of the same file), and every other request
+with that key reads it. A claim::
+
+    {"idempotency_id", "request_hash", "status": "in_progress"|"complete"|"released",
+     "decision_ids": [...], "caller", "token", "started_at" (epoch s), "expires_at" (epoch s)}
+
+``token`` is the claiming request's own: completing, releasing (after a failed write) or
+taking over a claim is a write conditional on it, so two requests can never both own one.
+A claim past ``expires_at`` counts as absent (DynamoDB's TTL deletes it some time later).
+
+A record, as stored and as returned by ``GET /decisions/{id}`` to its caller::
 
     {"decision_id", "created_at", "model_version", "request_id", "idempotency_key"|None,
      "request_hash"|None (sha256 of the request, with an idempotency key),
+     "caller" (API key id that made it; "" locally), "expires_at" (epoch s: created_at plus
+     the retention, DynamoDB's TTL attribute; local SQLite files are not pruned),
      "inputs": {16 inputs}, "probability_of_default", "decision", "score", "risk_grade",
      "expected_profit", "reasons": [{"input", "label", "message"}],
      "outcome": None | {"defaulted", "observed_at", "recorded_at"}}
@@ -37,6 +53,7 @@ from credit_api.errors import DecisionLogUnavailable, NotFound, OutcomeConflict
 from credit_api.observability import logger
 
 Record = dict[str, Any]
+Claim = dict[str, Any]
 OPTIONAL_FIELDS = ("idempotency_key", "request_hash", "outcome")
 """Fields that may be None: DynamoDB stores them only when set."""
 
@@ -62,6 +79,19 @@ class DecisionLog(Protocol):
     def record_outcome(self, decision_id: str, outcome: dict[str, Any]) -> Record:
         """Attach an outcome; NotFound for an unknown id, OutcomeConflict for a different one."""
 
+    def claim(self, claim: Claim) -> Claim | None:
+        """Write ``claim`` unless a live one has its id: None when written, else the stored claim."""
+
+    def take_over(self, stale: Claim, claim: Claim) -> bool:
+        """Replace ``stale`` (still holding its token) with ``claim``; False if someone else did first."""
+
+    def complete(self, claim: Claim) -> None:
+        """Mark the claim complete; DecisionLogUnavailable if it is no longer this request's."""
+
+    def release(self, claim: Claim) -> None:
+        """Mark the claim released if it is still this request's (its decisions were not all
+        recorded): the client's retry takes it over at once instead of waiting for it to go stale."""
+
 
 class SqliteDecisionLog:
     """A local file; one connection shared by uvicorn's threads behind a lock."""
@@ -86,6 +116,11 @@ class SqliteDecisionLog:
                 "CREATE TABLE IF NOT EXISTS decisions ("
                 " decision_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, model_version TEXT NOT NULL,"
                 " decision TEXT NOT NULL, record TEXT NOT NULL, outcome TEXT)"
+            )
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS claims ("
+                " idempotency_id TEXT PRIMARY KEY, token TEXT NOT NULL, expires_at INTEGER NOT NULL,"
+                " claim TEXT NOT NULL)"
             )
             self._conn = conn
         return self._conn
@@ -139,9 +174,7 @@ class SqliteDecisionLog:
             try:
                 db.executemany(
                     "INSERT INTO decisions (decision_id, created_at, model_version, decision, record)"
-                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (decision_id) DO UPDATE SET"
-                    " created_at = excluded.created_at, model_version = excluded.model_version,"
-                    " decision = excluded.decision, record = excluded.record",
+                    " VALUES (?, ?, ?, ?, ?)",
                     rows,
                 )
             except BaseException:
@@ -195,6 +228,57 @@ class SqliteDecisionLog:
             return stored
 
         return self._run(work)
+
+    def claim(self, claim: Claim) -> Claim | None:
+        def work(db: sqlite3.Connection) -> Claim | None:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute(
+                    "DELETE FROM claims WHERE idempotency_id = ? AND expires_at <= ?",
+                    (claim["idempotency_id"], int(time.time())),
+                )
+                row = db.execute(
+                    "SELECT claim FROM claims WHERE idempotency_id = ?", (claim["idempotency_id"],)
+                ).fetchone()
+                if row is None:
+                    db.execute("INSERT INTO claims VALUES (?, ?, ?, ?)", self._claim_row(claim))
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            return json.loads(row[0]) if row else None
+
+        return self._run(work)
+
+    @staticmethod
+    def _claim_row(claim: Claim) -> tuple[str, str, int, str]:
+        return (claim["idempotency_id"], claim["token"], claim["expires_at"], to_json(claim).decode())
+
+    def _swap(self, old_token: str, claim: Claim) -> bool:
+        """Replace the claim with ``claim`` while it still holds ``old_token``."""
+        _, token, expires_at, text = self._claim_row(claim)
+
+        def work(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
+                "UPDATE claims SET token = ?, expires_at = ?, claim = ?"
+                " WHERE idempotency_id = ? AND token = ?",
+                (token, expires_at, text, claim["idempotency_id"], old_token),
+            )
+            return cursor.rowcount == 1
+
+        return self._run(work)
+
+    def take_over(self, stale: Claim, claim: Claim) -> bool:
+        return self._swap(stale["token"], claim)
+
+    def complete(self, claim: Claim) -> None:
+        if not self._swap(claim["token"], {**claim, "status": "complete"}):
+            raise DecisionLogUnavailable(
+                "The idempotency claim was taken over while this request ran; retry."
+            )
+
+    def release(self, claim: Claim) -> None:
+        self._swap(claim["token"], {**claim, "status": "released"})
 
     def close(self) -> None:
         with self._lock:
@@ -253,8 +337,15 @@ class DynamoDecisionLog:
     ATTEMPTS = 5
     WRITERS = 8
 
-    def __init__(self, table: str, client: Any = None, endpoint_url: str | None = None) -> None:
+    def __init__(
+        self,
+        table: str,
+        client: Any = None,
+        endpoint_url: str | None = None,
+        idempotency_table: str | None = None,
+    ) -> None:
         self.table = table
+        self.idempotency_table = idempotency_table
         self._client = client
         self._endpoint_url = endpoint_url
         self._executor: ThreadPoolExecutor | None = None
@@ -364,6 +455,69 @@ class DynamoDecisionLog:
             raise self._unavailable(exc) from exc
         return found
 
+    def _claims(self) -> str:
+        if not self.idempotency_table:
+            logger.error("decision log failed", extra={"store": self.kind, "error": "NoIdempotencyTable"})
+            raise DecisionLogUnavailable("Idempotency keys need IDEMPOTENCY_TABLE; no decision was made.")
+        return self.idempotency_table
+
+    def claim(self, claim: Claim) -> Claim | None:
+        table = self._claims()
+        for _ in range(self.ATTEMPTS):
+            try:
+                self.client.put_item(
+                    TableName=table,
+                    Item=_item(claim),
+                    ConditionExpression="attribute_not_exists(idempotency_id) OR expires_at <= :now",
+                    ExpressionAttributeValues={":now": {"N": str(int(time.time()))}},
+                )
+                return None
+            except Exception as exc:
+                if not is_conditional_failure(exc):
+                    raise self._unavailable(exc) from exc
+            try:
+                answer = self.client.get_item(
+                    TableName=table,
+                    Key={"idempotency_id": {"S": claim["idempotency_id"]}},
+                    ConsistentRead=True,
+                )
+            except Exception as exc:
+                raise self._unavailable(exc) from exc
+            if "Item" in answer:
+                return {k: from_attribute(v) for k, v in answer["Item"].items()}
+            # Released between the two calls: try to claim it again.
+        raise DecisionLogUnavailable("The idempotency claim kept changing; retry.")
+
+    def _swap(self, old_token: str, claim: Claim) -> bool:
+        """Replace the claim with ``claim`` while it still holds ``old_token`` (a conditional PutItem)."""
+        try:
+            self.client.put_item(
+                TableName=self._claims(),
+                Item=_item(claim),
+                ConditionExpression="#token = :token",
+                ExpressionAttributeNames={"#token": "token"},
+                ExpressionAttributeValues={":token": {"S": old_token}},
+            )
+            return True
+        except DecisionLogUnavailable:
+            raise
+        except Exception as exc:
+            if not is_conditional_failure(exc):
+                raise self._unavailable(exc) from exc
+            return False
+
+    def take_over(self, stale: Claim, claim: Claim) -> bool:
+        return self._swap(stale["token"], claim)
+
+    def complete(self, claim: Claim) -> None:
+        if not self._swap(claim["token"], {**claim, "status": "complete"}):
+            raise DecisionLogUnavailable(
+                "The idempotency claim was taken over while this request ran; retry."
+            )
+
+    def release(self, claim: Claim) -> None:
+        self._swap(claim["token"], {**claim, "status": "released"})
+
     def record_outcome(self, decision_id: str, outcome: dict[str, Any]) -> Record:
         try:
             answer = self.client.update_item(
@@ -386,8 +540,13 @@ class DynamoDecisionLog:
         return stored
 
 
-def open_log(table: str | None, db_path: Path, endpoint_url: str | None = None) -> DecisionLog:
-    """DynamoDB when a table is configured, else the local SQLite file."""
+def open_log(
+    table: str | None,
+    db_path: Path,
+    endpoint_url: str | None = None,
+    idempotency_table: str | None = None,
+) -> DecisionLog:
+    """DynamoDB when a table is configured, else the local SQLite file (claims in the same file)."""
     if table:
-        return DynamoDecisionLog(table, endpoint_url=endpoint_url)
+        return DynamoDecisionLog(table, endpoint_url=endpoint_url, idempotency_table=idempotency_table)
     return SqliteDecisionLog(db_path)

@@ -74,6 +74,12 @@ class IdempotencyConflict(ServiceError):
     status, code, metric = 409, "idempotency_key_reused", "IdempotencyConflicts"
 
 
+class IdempotencyInProgress(ServiceError):
+    """The same request with this Idempotency-Key is still being decided: retry after ``Retry-After``."""
+
+    status, code, metric = 409, "idempotency_key_in_progress", "IdempotencyInProgress"
+
+
 class OutcomeConflict(ServiceError):
     """A different outcome is already recorded for this decision; outcomes are never overwritten."""
 
@@ -254,7 +260,8 @@ def respond(error: ServiceError, scope: Scope) -> JSONResponse:
             "fields": logged_fields(error.errors),
         },
     )
-    headers = {"Retry-After": "1"} if error.status == 503 else {}
+    retry = error.status == 503 or isinstance(error, IdempotencyInProgress)
+    headers = {"Retry-After": "1"} if retry else {}
     return ErrorResponse(body, status_code=error.status, headers={**headers, **error.headers})
 
 

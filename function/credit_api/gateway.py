@@ -85,7 +85,12 @@ def request_id(scope: dict[str, Any]) -> str:
 
 
 def caller(scope: dict[str, Any]) -> str:
-    """Who is calling, for scoping idempotency keys: the API key id when API Gateway has one."""
+    """Who is calling: the API key id API Gateway checked (``requestContext.identity.apiKeyId``).
+
+    Decisions and idempotency keys belong to it. Without API Gateway (local runs, the open
+    routes) it is "", and everything made locally belongs to "". Headers are never read: a
+    client could set them.
+    """
     event = scope.get("aws.event") or {}
     identity = (event.get("requestContext") or {}).get("identity") or {}
-    return identity.get("apiKeyId") or ""
+    return str(identity.get("apiKeyId") or "")

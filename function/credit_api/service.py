@@ -1,31 +1,42 @@
 """Credit decisions as a service: assess, record, then answer; plain functions, no HTTP.
 
-No decision leaves this module unless its record was written first. With an
-``Idempotency-Key`` the decision ids are derived from the key (and the caller's API key id),
-so a retry finds the record of the first attempt and gets the same decision back, while the
-conditional write guarantees there is never a second record. The same key with a different
-request is a conflict, not a new decision.
+No decision leaves this module unless its record was written first. Decision ids are always
+fresh random UUIDs, never derived from anything a client sends or can read.
+
+With an ``Idempotency-Key`` the first request claims the key (for its caller and route)
+with a conditional write (:meth:`DecisionLog.claim`) holding the request's hash and the ids
+it will record; only the claim's owner decides. Any other request with that key gets:
+the stored decisions again if the claim is complete and the request the same; 409
+``idempotency_key_in_progress`` (with ``Retry-After``) while the owner is still deciding;
+409 ``idempotency_key_reused`` for a different request. A claim left in progress by a request
+that crashed (older than the function's timeout, with margin), or released after a failed
+write, is taken over by a retry, conditionally, so exactly one retry wins. Records a failed
+write left behind are never answered to anyone and never overwritten.
+
+A decision belongs to the API key that made it: only that caller, or a risk-team key, reads
+it or records its outcome; anyone else gets the same 404 as for an unknown id.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import time
-import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
-from credit_api.decision_log import DecisionLog, Record
-from credit_api.errors import IdempotencyConflict, NotFound
+from credit_api.decision_log import Claim, DecisionLog, Record
+from credit_api.errors import DecisionLogUnavailable, IdempotencyConflict, IdempotencyInProgress, NotFound
 from credit_api.model_store import LoadedModel, ModelStore
 from credit_api.observability import count, logger, milliseconds
+from credit_api.settings import DECISION_RETENTION_DAYS, IDEMPOTENCY_HOURS, IDEMPOTENCY_STALE_SECONDS
 from credit_api.underwriting import assess
 
 RESPONSE_FIELDS = (
@@ -37,7 +48,6 @@ RESPONSE_FIELDS = (
     "risk_grade",
     "reasons",
 )
-_ID_NAMESPACE = uuid.UUID("6f1c4c1e-5b1a-4e53-9a55-2f0b8a4f2d11")
 
 
 @dataclass(frozen=True)
@@ -78,21 +88,39 @@ def answer(record: Record) -> dict[str, Any]:
     return {field: record[field] for field in RESPONSE_FIELDS}
 
 
+def claim_id(call: Call, route: str) -> str:
+    """The claim's key: caller, route and Idempotency-Key, hashed (the key is the client's text)."""
+    text = f"{call.caller}\x1f{route}\x1f{call.idempotency_key}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def new_claim(call: Call, route: str, digest: str, ids: list[str]) -> Claim:
+    started = time.time()
+    return {
+        "idempotency_id": claim_id(call, route),
+        "request_hash": digest,
+        "status": "in_progress",
+        "decision_ids": ids,
+        "caller": call.caller,
+        "token": random_ids(1)[0],
+        "started_at": started,
+        "expires_at": int(started) + IDEMPOTENCY_HOURS * 3600,
+    }
+
+
 class DecisionService:
-    def __init__(self, store: ModelStore, log: DecisionLog) -> None:
+    def __init__(self, store: ModelStore, log: DecisionLog, readers: Collection[str] = ()) -> None:
         self.store = store
         self.log = log
-
-    def _ids(self, call: Call, route: str, n: int) -> list[str]:
-        if call.idempotency_key is None:
-            return random_ids(n)
-        base = f"{call.caller}\x1f{route}\x1f{call.idempotency_key}"
-        return [str(uuid.uuid5(_ID_NAMESPACE, f"{base}\x1f{i}")) for i in range(n)]
+        self.readers = frozenset(readers)
+        """API key ids (the risk team's) that may read any decision and record any outcome."""
 
     def _records(
         self, model: LoadedModel, applicants: list[dict[str, Any]], ids: list[str], call: Call
     ) -> list[Record]:
-        created_at = now()
+        created = datetime.now(UTC)
+        created_at = created.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        expires_at = int(created.timestamp()) + DECISION_RETENTION_DAYS * 86400
         digest = request_hash(applicants) if call.idempotency_key else None
         return [
             {
@@ -102,6 +130,8 @@ class DecisionService:
                 "request_id": call.request_id,
                 "idempotency_key": call.idempotency_key,
                 "request_hash": digest,
+                "caller": call.caller,
+                "expires_at": expires_at,
                 "inputs": applicant,
                 **assessment,
                 "outcome": None,
@@ -110,13 +140,6 @@ class DecisionService:
                 ids, applicants, assess(model, applicants), strict=True
             )
         ]
-
-    @staticmethod
-    def _replay(stored: Sequence[Record], applicants: list[dict[str, Any]]) -> None:
-        digest = request_hash(applicants)
-        if any(r.get("request_hash") != digest for r in stored):
-            raise IdempotencyConflict("This Idempotency-Key was already used for a different request.")
-        count("IdempotentReplays")
 
     def _observe(self, records: Sequence[Record], started: float, metric: str, replayed: bool) -> None:
         elapsed = (time.perf_counter() - started) * 1000
@@ -136,50 +159,103 @@ class DecisionService:
             },
         )
 
+    def _stored(self, claim: Claim) -> list[Record] | None:
+        """The claim's records in request order, or None unless every one of them is recorded."""
+        found = self.log.get_many(claim["decision_ids"])
+        if len(found) != len(claim["decision_ids"]):
+            return None
+        return [found[i] for i in claim["decision_ids"]]
+
+    def _settle(self, existing: Claim, claim: Claim) -> list[Record] | None:
+        """What a request that lost the claim gets: stored records to replay, or None if it took over."""
+        if existing["request_hash"] != claim["request_hash"]:
+            raise IdempotencyConflict("This Idempotency-Key was already used for a different request.")
+        if existing["status"] == "complete":
+            stored = self._stored(existing)
+            if stored is None:
+                raise DecisionLogUnavailable(
+                    "The decisions for this Idempotency-Key could not be read; retry."
+                )
+            return stored
+        fresh = time.time() - float(existing["started_at"]) < IDEMPOTENCY_STALE_SECONDS
+        if existing["status"] == "in_progress" and fresh:
+            raise IdempotencyInProgress("A request with this Idempotency-Key is still being decided; retry.")
+        # Released after a failed write, or its owner crashed: if every record was written,
+        # finish its claim and replay, else take it over and decide afresh with new ids.
+        stored = self._stored(existing)
+        if stored is not None:
+            if not self.log.take_over(existing, {**existing, "status": "complete"}):
+                raise IdempotencyInProgress("Another retry with this Idempotency-Key took it over; retry.")
+            return stored
+        if not self.log.take_over(existing, claim):
+            raise IdempotencyInProgress("Another retry with this Idempotency-Key took it over; retry.")
+        return None
+
+    def _decide(self, applicants: list[dict[str, Any]], call: Call, route: str) -> tuple[list[Record], bool]:
+        """(records in request order, replayed): the one path by which decisions are made."""
+        ids = random_ids(len(applicants))
+        if call.idempotency_key is None:
+            return self._write(applicants, ids, call), False
+        claim = new_claim(call, route, request_hash(applicants), ids)
+        existing = self.log.claim(claim)
+        if existing is not None:
+            stored = self._settle(existing, claim)
+            if stored is not None:
+                count("IdempotentReplays")
+                return stored, True
+        try:
+            records = self._write(applicants, ids, call)
+        except Exception:
+            self._release(claim)
+            raise
+        self.log.complete(claim)
+        return records, False
+
+    def _write(self, applicants: list[dict[str, Any]], ids: list[str], call: Call) -> list[Record]:
+        records = self._records(self.store.current(), applicants, ids, call)
+        if len(records) == 1:
+            _, created = self.log.put(records[0])
+            if not created:  # a random id already taken: not a collision to paper over
+                raise DecisionLogUnavailable("The decision could not be recorded; no decision was made.")
+        else:
+            self.log.put_many(records)
+        return records
+
+    def _release(self, claim: Claim) -> None:
+        """Free the key after a failed write, so the client's retry need not wait for it to go stale."""
+        with contextlib.suppress(DecisionLogUnavailable):  # else it goes stale and is taken over
+            self.log.release(claim)
+
     def predict(self, applicant: dict[str, Any], call: Call) -> tuple[dict[str, Any], bool]:
         """(answer, replayed) for one applicant."""
         started = time.perf_counter()
-        (decision_id,) = self._ids(call, "predict", 1)
-        if call.idempotency_key is not None:
-            existing = self.log.get(decision_id)
-            if existing is not None:
-                self._replay([existing], [applicant])
-                self._observe([existing], started, "PredictionLatencyMs", replayed=True)
-                return answer(existing), True
-        (record,) = self._records(self.store.current(), [applicant], [decision_id], call)
-        stored, created = self.log.put(record)
-        if not created:  # a concurrent retry with the same key won the conditional write
-            self._replay([stored], [applicant])
-        self._observe([stored], started, "PredictionLatencyMs", replayed=not created)
-        return answer(stored), not created
+        (record,), replayed = self._decide([applicant], call, "predict")
+        self._observe([record], started, "PredictionLatencyMs", replayed=replayed)
+        return answer(record), replayed
 
     def predict_batch(
         self, applicants: list[dict[str, Any]], call: Call
     ) -> tuple[list[dict[str, Any]], bool]:
         """(answers in request order, replayed) for a batch, scored in one model run."""
         started = time.perf_counter()
-        ids = self._ids(call, "batch", len(applicants))
-        if call.idempotency_key is not None:
-            existing = self.log.get_many(ids)
-            if existing:
-                self._replay(list(existing.values()), applicants)
-                if len(existing) == len(ids):
-                    stored = [existing[i] for i in ids]
-                    self._observe(stored, started, "BatchLatencyMs", replayed=True)
-                    return [answer(r) for r in stored], True
-                # An earlier attempt failed part-way and was answered 503: write the whole batch.
-        records = self._records(self.store.current(), applicants, ids, call)
-        self.log.put_many(records)
-        self._observe(records, started, "BatchLatencyMs", replayed=False)
-        return [answer(r) for r in records], False
+        records, replayed = self._decide(applicants, call, "batch")
+        self._observe(records, started, "BatchLatencyMs", replayed=replayed)
+        return [answer(r) for r in records], replayed
 
-    def decision(self, decision_id: str) -> Record:
+    def _may_see(self, record: Record | None, caller: str) -> bool:
+        return record is not None and (record.get("caller", "") == caller or caller in self.readers)
+
+    def decision(self, decision_id: str, caller: str = "") -> Record:
+        """The record, for its own caller or the risk team; 404 alike for unknown and not yours."""
         record = self.log.get(decision_id)
-        if record is None:
+        if record is None or not self._may_see(record, caller):
             raise NotFound(f"No decision with id {decision_id!r}.")
         return record
 
-    def record_outcome(self, decision_id: str, defaulted: bool, observed_at: datetime) -> Record:
+    def record_outcome(
+        self, decision_id: str, defaulted: bool, observed_at: datetime, caller: str = ""
+    ) -> Record:
+        self.decision(decision_id, caller)  # the same 404 for a decision that is not the caller's
         outcome = {
             "defaulted": defaulted,
             "observed_at": observed_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),

@@ -19,6 +19,8 @@ BUNDLED_MODEL_DIR = Path(__file__).resolve().parent.parent / "model"
 ENVIRONMENT_VARIABLES = (
     "MODEL_BUCKET",
     "DECISIONS_TABLE",
+    "IDEMPOTENCY_TABLE",
+    "RISK_API_KEY_IDS",
     "MODEL_REFRESH_SECONDS",
     "DECISIONS_DB",
     "AWS_ENDPOINT_URL",
@@ -32,6 +34,22 @@ MAX_BATCH = 1000
 """Most applicants in one batch request."""
 
 
+DECISION_RETENTION_DAYS = 800
+"""Days a decision record is kept (``expires_at``, DynamoDB's TTL attribute): Regulation B
+asks for 25 months after notice of action; 800 days is 26 months and a few days to spare."""
+
+IDEMPOTENCY_HOURS = 24
+"""How long an ``Idempotency-Key`` is remembered: a retry later than this is a new request."""
+
+IDEMPOTENCY_STALE_SECONDS = 30.0
+"""An idempotency claim still in progress after this long belongs to a crashed request (the
+function times out after 15 s) and may be taken over by a retry."""
+
+
+def _key_ids(value: str | None) -> frozenset[str]:
+    return frozenset(part.strip() for part in (value or "").split(",") if part.strip())
+
+
 class SettingsError(ValueError):
     """An environment variable holds a value the function cannot use: fail the cold start loudly."""
 
@@ -40,6 +58,9 @@ class SettingsError(ValueError):
 class Settings:
     model_bucket: str | None = None
     decisions_table: str | None = None
+    idempotency_table: str | None = None
+    risk_api_key_ids: frozenset[str] = frozenset()
+    """API key ids (the risk team's) that may read any decision and record any outcome."""
     model_refresh_seconds: float = 300.0
     decisions_db: Path = Path("var/decisions.sqlite3")
     aws_endpoint_url: str | None = None
@@ -72,6 +93,8 @@ class Settings:
         return cls(
             model_bucket=get("MODEL_BUCKET"),
             decisions_table=get("DECISIONS_TABLE"),
+            idempotency_table=get("IDEMPOTENCY_TABLE"),
+            risk_api_key_ids=_key_ids(get("RISK_API_KEY_IDS")),
             model_refresh_seconds=refresh_seconds,
             decisions_db=Path(get("DECISIONS_DB") or cls.decisions_db),
             aws_endpoint_url=get("AWS_ENDPOINT_URL"),

@@ -20,6 +20,7 @@ from tests.support import LambdaContext
 
 BUNDLED = Settings().model_dir
 TABLE = "decisions-test"
+IDEMPOTENCY = "idempotency-test"
 BUCKET = "models-test"
 
 
@@ -97,6 +98,12 @@ def dynamodb(aws: None) -> Any:
         TableName=TABLE,
         KeySchema=[{"AttributeName": "decision_id", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "decision_id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    client.create_table(
+        TableName=IDEMPOTENCY,
+        KeySchema=[{"AttributeName": "idempotency_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "idempotency_id", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
     return client

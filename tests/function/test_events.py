@@ -9,7 +9,7 @@ import pytest
 from credit_api.schema import FEATURE_NAMES
 from credit_api.settings import BUNDLED_MODEL_DIR
 
-from tests.support import LambdaContext, event_names, load_event, log_records, response_json
+from tests.support import LambdaContext, event_names, for_decision, load_event, log_records, response_json
 
 EXPECTED_STATUS = {
     "predict": 200,
@@ -23,7 +23,7 @@ EXPECTED_STATUS = {
     "docs": 200,
     "page": 200,
     "static": 200,
-    "decision": 200,  # after predict.json, whose Idempotency-Key fixes this decision id
+    "decision": 200,  # about the decision predict.json was given (ids are random)
     "outcome": 200,
 }
 OWNED_ELSEWHERE = {"retrain"}  # the scheduled retrain event belongs to the RetrainFunction
@@ -68,8 +68,11 @@ def test_events_through_the_deployed_entry_point_in_order(bundled_version: str) 
     """``credit_api.main.handler`` itself, each event in turn, as ``sam local invoke`` would."""
     from credit_api.main import handler
 
+    decision_id = "unset"
     for name in EXPECTED_STATUS:
-        response = handler(load_event(name), LambdaContext())
+        response = handler(for_decision(load_event(name), decision_id), LambdaContext())
+        if name == "predict":
+            decision_id = response_json(response)["decision_id"]
         assert response["statusCode"] == EXPECTED_STATUS[name], (name, response["body"][:300])
         assert "Traceback" not in response["body"]
 
@@ -80,26 +83,27 @@ def test_predict_v1_answers_and_fixes_the_decision_id(invoke, bundled_version: s
     assert response["headers"]["content-type"] == "application/json"
     answer = response_json(response)
     check_answer(answer, bundled_version)
-    assert answer["decision_id"] == load_event("decision")["pathParameters"]["decision_id"]
-    assert answer["decision_id"] == body_of(load_event("outcome"))["decision_id"]
+    again = response_json(invoke(load_event("predict")))
+    assert again == answer  # its Idempotency-Key replays the decision, with the same random id
 
 
 def test_decision_then_outcome_events_read_and_update_the_record(invoke) -> None:
     assert invoke(load_event("decision"))["statusCode"] == 404  # nothing recorded yet
     answer = response_json(invoke(load_event("predict")))
+    decision, outcome = (for_decision(load_event(n), answer["decision_id"]) for n in ("decision", "outcome"))
 
-    record = response_json(invoke(load_event("decision")))
+    record = response_json(invoke(decision))
     assert record["decision_id"] == answer["decision_id"]
     assert record["inputs"] == body_of(load_event("predict"))
     assert record["request_id"] == load_event("predict")["requestContext"]["requestId"]
     assert record["probability_of_default"] == answer["probability_of_default"]
     assert record["outcome"] is None
 
-    updated = response_json(invoke(load_event("outcome")))
-    sent = body_of(load_event("outcome"))
+    updated = response_json(invoke(outcome))
+    sent = body_of(outcome)
     assert updated["outcome"]["defaulted"] is sent["defaulted"]
     assert updated["outcome"]["observed_at"] == sent["observed_at"]
-    assert response_json(invoke(load_event("decision")))["outcome"] == updated["outcome"]
+    assert response_json(invoke(decision))["outcome"] == updated["outcome"]
 
 
 @pytest.mark.parametrize("name", ["predict_stage", "predict_http_api"])

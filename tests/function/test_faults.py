@@ -132,7 +132,11 @@ def function(stack: Stack, tmp_path: Path) -> Iterator[Callable[..., Function]]:
             champion_wait_seconds=0.5,
         )
         store = ModelStore(settings, s3=aws.client("s3", s3_proxy.url, s3_bounds))
-        log = DynamoDecisionLog(stack.names.table, client=aws.client("dynamodb", dynamodb_proxy.url, BOUNDS))
+        log = DynamoDecisionLog(
+            stack.names.table,
+            client=aws.client("dynamodb", dynamodb_proxy.url, BOUNDS),
+            idempotency_table=stack.names.idempotency_table,
+        )
         made.append(Function(s3_proxy, dynamodb_proxy, store, make_handler(create_app(settings, store, log))))
         return made[-1]
 

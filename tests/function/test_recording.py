@@ -15,7 +15,7 @@ from credit_api.schema import EXAMPLE_APPLICANT
 from credit_api.service import random_ids
 from fastapi.testclient import TestClient
 
-from tests.function.conftest import TABLE
+from tests.function.conftest import IDEMPOTENCY, TABLE
 from tests.support import LambdaContext, load_event, response_json
 
 RISKY = json.loads(load_event("predict")["body"])
@@ -27,7 +27,10 @@ def scan(dynamodb: Any) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def dynamo_app(settings, dynamodb: Any) -> Any:
-    return create_app(replace(settings, decisions_table=TABLE), log=DynamoDecisionLog(TABLE, client=dynamodb))
+    return create_app(
+        replace(settings, decisions_table=TABLE),
+        log=DynamoDecisionLog(TABLE, client=dynamodb, idempotency_table=IDEMPOTENCY),
+    )
 
 
 def test_decision_ids_are_distinct_random_uuids() -> None:
@@ -117,7 +120,9 @@ def test_sqlite_failure_gives_503(settings, tmp_path) -> None:
 def test_idempotent_retry_returns_the_same_decision_and_one_record(request, settings, store: str) -> None:
     if store == "dynamodb":
         dynamodb = request.getfixturevalue("dynamodb")
-        app = create_app(settings, log=DynamoDecisionLog(TABLE, client=dynamodb))
+        app = create_app(
+            settings, log=DynamoDecisionLog(TABLE, client=dynamodb, idempotency_table=IDEMPOTENCY)
+        )
         count = lambda: len(scan(dynamodb))  # noqa: E731
     else:
         log = request.getfixturevalue("sqlite_log")
@@ -163,7 +168,7 @@ def test_idempotent_batch_retry(client, sqlite_log) -> None:
 
 
 def test_batch_retry_after_a_partial_write_completes_it(settings, sqlite_log, monkeypatch) -> None:
-    """A batch that failed part-way (503) is written whole by its retry, with no duplicates."""
+    """A batch that failed part-way (503) is decided afresh by its retry; nothing is overwritten."""
     app = create_app(settings, log=sqlite_log)
     client = TestClient(app)
     applicants = [RISKY, EXAMPLE_APPLICANT, {**EXAMPLE_APPLICANT, "age": 70}]
@@ -182,22 +187,24 @@ def test_batch_retry_after_a_partial_write_completes_it(settings, sqlite_log, mo
     retry = client.post("/predict/batch", json={"applicants": applicants}, headers=headers)
     assert retry.status_code == 200
     ids = [r["decision_id"] for r in retry.json()["results"]]
-    assert len(sqlite_log.get_many(ids)) == 3
-    assert sqlite_log._db().execute("SELECT COUNT(*) FROM decisions").fetchone()[0] == 3
+    stored = sqlite_log.get_many(ids)
+    assert [stored[i]["inputs"] for i in ids] == applicants
+    # The failed attempt's one record stays (never answered, never overwritten): 1 + 3.
+    assert sqlite_log._db().execute("SELECT COUNT(*) FROM decisions").fetchone()[0] == 4
+    replay = client.post("/predict/batch", json={"applicants": applicants}, headers=headers)
+    assert replay.json() == retry.json() and replay.headers["idempotent-replayed"] == "true"
 
 
-def test_concurrent_first_write_wins(settings, sqlite_log) -> None:
-    """The conditional write: if another attempt recorded the id first, its decision is returned."""
-    from credit_api.service import Call
+def test_a_key_claimed_by_a_request_still_running_is_409_with_retry_after(settings, sqlite_log) -> None:
+    """The claim, not the ids, decides: a duplicate while the first is in progress gets no decision."""
+    from credit_api.service import Call, new_claim, request_hash
 
-    app = create_app(settings, log=sqlite_log)
-    service = app.state.service
+    client = TestClient(create_app(settings, log=sqlite_log))
     call = Call(request_id="r1", idempotency_key="race")
-    (decision_id,) = service._ids(call, "predict", 1)
-    winner = {**service._records(service.store.current(), [RISKY], [decision_id], call)[0], "score": -1}
-    original_get = sqlite_log.get
-    sqlite_log.get = lambda i: None  # the pre-check misses: the other attempt had not written yet
-    sqlite_log.put(winner)
-    answer, replayed = service.predict(RISKY, call)
-    sqlite_log.get = original_get
-    assert replayed and answer["score"] == -1
+    assert sqlite_log.claim(new_claim(call, "predict", request_hash([RISKY]), ["x"])) is None
+    busy = client.post("/predict", json=RISKY, headers={"Idempotency-Key": "race"})
+    assert busy.status_code == 409 and busy.headers["retry-after"] == "1"
+    assert busy.json()["error"] == "idempotency_key_in_progress"
+    other = client.post("/predict", json={**RISKY, "amount": 1000}, headers={"Idempotency-Key": "race"})
+    assert other.json()["error"] == "idempotency_key_reused"
+    assert sqlite_log._db().execute("SELECT COUNT(*) FROM decisions").fetchone()[0] == 0

@@ -14,7 +14,7 @@ from tests.stack.aws_calls import (
     recorded_calls,
     static_calls,
 )
-from tests.support import LambdaContext, load_event
+from tests.support import LambdaContext, for_decision, load_event, response_json
 
 FUNCTION_CODE = sorted((ROOT / "function" / "credit_api").glob("*.py"))
 TRAINING_CODE = sorted((ROOT / "training").glob("*.py"))
@@ -44,14 +44,28 @@ def code_actions(roots: list[Path], paths: list[Path]) -> set[str]:
 def test_predict_policy_grants_exactly_the_calls_in_the_handlers_code(template: dict[str, Any]) -> None:
     actions = code_actions([ROOT / "function" / "credit_api" / "main.py"], FUNCTION_CODE)
     assert actions == policy_actions(
-        statements(Resolver(template, names={"ModelBucket": "b", "DecisionsTable": "t"}), "PredictFunction")
+        statements(
+            Resolver(
+                template,
+                names={
+                    "ModelBucket": "b",
+                    "DecisionsTable": "t",
+                    "IdempotencyTable": "i",
+                    "RiskTeamApiKey": "k1",
+                },
+            ),
+            "PredictFunction",
+        )
     )
     assert "s3:PutObject" not in actions  # model_store.publish is reachable from the retrain only
 
 
 def test_retrain_policy_grants_exactly_the_calls_in_the_retrains_code(template: dict[str, Any]) -> None:
     actions = code_actions([ROOT / "training" / "retrain.py"], FUNCTION_CODE + TRAINING_CODE)
-    resolver = Resolver(template, names={"ModelBucket": "b", "DecisionsTable": "t"})
+    resolver = Resolver(
+        template,
+        names={"ModelBucket": "b", "DecisionsTable": "t", "IdempotencyTable": "i", "RiskTeamApiKey": "k1"},
+    )
     assert actions == policy_actions(statements(resolver, "RetrainFunction"))
 
 
@@ -66,9 +80,11 @@ def test_every_call_the_function_sends_is_allowed_on_its_resource(storage: dict[
     retried_batch = load_event("predict_batch")
     retried_batch["headers"] = {**retried_batch["headers"], "Idempotency-Key": "batch-retry-1"}
     with recorded_calls() as calls:
+        decision_id = ""
         for name in EVENT_ORDER:
-            response = handler(load_event(name), LambdaContext())
+            response = handler(for_decision(load_event(name), decision_id), LambdaContext())
             assert response["statusCode"] == 200, (name, response["body"][:300])
+            decision_id = decision_id or response_json(response)["decision_id"]
         for _ in range(2):
             assert handler(retried_batch, LambdaContext())["statusCode"] == 200
     policy = statements(resolver, "PredictFunction")
@@ -98,7 +114,16 @@ def test_the_analysis_follows_imports_and_ignores_code_the_handler_never_reaches
 
 def test_the_policy_check_refuses_a_call_outside_the_granted_prefix(template: dict[str, Any]) -> None:
     policy = statements(
-        Resolver(template, names={"ModelBucket": "b", "DecisionsTable": "t"}), "PredictFunction"
+        Resolver(
+            template,
+            names={
+                "ModelBucket": "b",
+                "DecisionsTable": "t",
+                "IdempotencyTable": "i",
+                "RiskTeamApiKey": "k1",
+            },
+        ),
+        "PredictFunction",
     )
     assert allowed(policy, "s3:GetObject", "arn:aws:s3:::b/models/champion.json")
     assert not allowed(policy, "s3:GetObject", "arn:aws:s3:::b/data/credit.csv")

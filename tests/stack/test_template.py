@@ -33,6 +33,7 @@ LOCAL_ONLY = {"AWS_ENDPOINT_URL", "MODEL_DIR", "RETRAIN_QUICK", "POWERTOOLS_TRAC
 tracing off in tests)."""
 RUNTIME = {"LAMBDA_TASK_ROOT", "AWS_SAM_LOCAL", "AWS_LAMBDA_FUNCTION_NAME", "AWS_REGION", "AWS_EXECUTION_ENV"}
 """Set by the Lambda runtime (or by ``sam local``), never by the template."""
+NEW_REFS = {"IdempotencyTable": "i", "RiskTeamApiKey": "k1"}
 
 
 def test_loader_turns_short_tags_into_long_form(tmp_path: Path) -> None:
@@ -231,7 +232,7 @@ def test_every_variable_the_function_reads_is_in_the_template_and_none_is_unused
     read = _env_names_read(sorted(FUNCTION_DIR.glob("*.py")))
     assert set(ENVIRONMENT_VARIABLES) <= read  # the settings' list is what the code reads
     env = function_environment(
-        Resolver(template, names={"ModelBucket": "b", "DecisionsTable": "t"}), "PredictFunction"
+        Resolver(template, names={"ModelBucket": "b", "DecisionsTable": "t", **NEW_REFS}), "PredictFunction"
     )
     assert read - LOCAL_ONLY - RUNTIME <= set(env)
     assert all(name in read or _library_reads(name) for name in env), env
@@ -252,7 +253,9 @@ def test_every_variable_the_retrain_reads_is_in_the_template(template: dict[str,
 def test_env_json_overrides_only_what_sam_local_can_override(template: dict[str, Any]) -> None:
     env_vars = load_env_json()
     assert set(env_vars) <= set(resources_of_type(template, "AWS::Serverless::Function")) | {"Parameters"}
-    resolver = Resolver(template, names={"ModelBucket": "ModelBucket", "DecisionsTable": "DecisionsTable"})
+    resolver = Resolver(
+        template, names={"ModelBucket": "ModelBucket", "DecisionsTable": "DecisionsTable", **NEW_REFS}
+    )
     for function, overrides in env_vars.items():
         declared = function_environment(resolver, function)
         assert set(overrides) <= set(declared), f"SAM ignores {set(overrides) - set(declared)}"
