@@ -12,7 +12,7 @@ export SAM_CLI_TELEMETRY := 0
 # Browser tests drive Debian's chromium; Playwright must never download its own.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: run test test-fast install browser train lint bench load local-stack sam clean
+.PHONY: run test test-fast install browser train lint static fuzz bench load local-stack sam clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,9 +31,18 @@ train: install
 run: install function/model/model.onnx
 	$(BIN)/uvicorn credit_api.main:app --host $(HOST) --port $(PORT)
 
-test: install browser sam
+test: install browser sam static
 	$(BIN)/ruff check .
 	$(BIN)/pytest -m ''
+
+# Static security checks of the code (bandit); each exception is a "# nosec" with its reason.
+static: install
+	$(BIN)/bandit -q -r function training infra bench
+
+# A long schemathesis campaign: about 20,000 generated requests (CI runs about 2,000).
+fuzz: install
+	set -o pipefail; FUZZ_EXAMPLES=2500 FUZZ_RANDOM=1 $(BIN)/pytest tests/function/test_fuzz.py -m '' -q -s -p no:logging \
+		| grep -E "^fuzz|passed|failed"
 
 # Debian's chromium for tests/web, installed only when missing.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)

@@ -32,7 +32,7 @@ import os
 import socket
 import sqlite3
 import statistics
-import subprocess
+import subprocess  # nosec B404
 import sys
 import tempfile
 import threading
@@ -256,7 +256,7 @@ def start_servers(config: str, db: Path) -> tuple[list[subprocess.Popen[bytes]],
             argv = ["-m", "tests.web.stage_gateway", "--port", str(port), "--stage", STAGE]
             base = f"http://127.0.0.1:{port}/{STAGE}/"
             health = base + "health"
-        process = subprocess.Popen(
+        process = subprocess.Popen(  # nosec B603: this interpreter, arguments fixed above
             [sys.executable, *argv], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         processes.append(process)

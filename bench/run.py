@@ -24,7 +24,7 @@ import json
 import os
 import platform
 import statistics
-import subprocess
+import subprocess  # nosec B404
 import sys
 import tempfile
 import time
@@ -55,7 +55,8 @@ def child_env(workdir: Path, pipeline: Path) -> dict[str, str]:
             "LOG_LEVEL": "INFO",
             "AWS_DEFAULT_REGION": "eu-west-1",
             "AWS_ACCESS_KEY_ID": "bench",
-            "AWS_SECRET_ACCESS_KEY": "bench",
+            # A dummy for local moto, not a secret.
+            "AWS_SECRET_ACCESS_KEY": "bench",  # nosec B105
             "BASELINE_PIPELINE": str(pipeline),
             "PYTHONDONTWRITEBYTECODE": "0",
         }
@@ -69,7 +70,7 @@ def measure(args: list[str], env: dict[str, str], workdir: Path) -> dict[str, An
     out = run_dir / "result.json"
     env = {**env, "DECISIONS_DB": str(run_dir / "decisions.sqlite3")}
     started = time.perf_counter()
-    subprocess.run(
+    subprocess.run(  # nosec B603: this interpreter on bench.child
         [sys.executable, "-m", "bench.child", args[0], args[1], str(out), *args[2:]],
         cwd=ROOT,
         env=env,
@@ -131,7 +132,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     options = parser.parse_args()
 
-    shm = Path("/dev/shm")
+    # A tmpfs for the benchmark's own throwaway files.
+    shm = Path("/dev/shm")  # nosec B108
     with (
         tempfile.TemporaryDirectory(prefix="credit-bench-") as tmp,
         tempfile.TemporaryDirectory(prefix="credit-bench-", dir=shm if shm.is_dir() else None) as fast,

@@ -31,7 +31,11 @@ HOST = "127.0.0.1"
 DEFAULT_PORT = 5000
 STACK_NAME = "credit-risk-local"
 REGION = "us-east-1"
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    # Moto's dummies.
+    "AWS_SECRET_ACCESS_KEY": "testing",  # nosec B105
+}
 
 
 def clients(endpoint_url: str | None) -> tuple[Any, Any]:

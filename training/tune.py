@@ -121,7 +121,8 @@ def search(
             score = selection_score(y, model.oob_decision_function_[:, 1])
             if best is None or score > best[0]:
                 best = (score, params, model, seconds)
-        assert best is not None
+        if best is None:
+            raise ValueError("no candidate parameters to search")
         return best[1], best[2], best[3]
 
     inner = list(StratifiedKFold(inner_splits, shuffle=True, random_state=seed).split(x, y))

@@ -282,19 +282,23 @@ def logged_fields(details: Sequence[dict[str, Any]]) -> list[str]:
     return names
 
 
+# Starlette calls each handler only for the class it was registered for; the checks narrow the
+# type without an ``assert``, which ``python -O`` would strip.
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ServiceError)
-    return respond(exc, request.scope)
+    error = exc if isinstance(exc, ServiceError) else InternalError("Internal error.")
+    return respond(error, request.scope)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    return respond(from_validation(exc), request.scope)
+    error = (
+        from_validation(exc) if isinstance(exc, RequestValidationError) else InternalError("Internal error.")
+    )
+    return respond(error, request.scope)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
-    return respond(from_http(exc), request.scope)
+    error = from_http(exc) if isinstance(exc, StarletteHTTPException) else InternalError("Internal error.")
+    return respond(error, request.scope)
 
 
 class CatchAll:

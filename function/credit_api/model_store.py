@@ -341,8 +341,7 @@ class ModelStore:
         done.set()
 
     def _fetch(self) -> _Attempt:
-        bucket = self.settings.model_bucket
-        assert bucket
+        bucket = self.settings.model_bucket or ""  # only called with a bucket configured
         try:
             pointer = read_pointer(self._client(), bucket)
         except ModelLoadError as exc:

@@ -27,6 +27,7 @@ from infra.template import (
     sam_local_environment,
 )
 from tests.function.test_events import EXPECTED_STATUS
+from tests.support import for_decision, load_event
 
 pytestmark = pytest.mark.slow
 BUILD_DIR = ROOT / ".aws-sam" / "build"
@@ -129,6 +130,16 @@ def invoke_built(
     return answer
 
 
+def event_file(name: str, answers: dict[str, Any], tmp_path: Path) -> Path:
+    """``events/<name>.json``; the decision and outcome events about the id the predict event was given."""
+    if name not in ("decision", "outcome") or "predict" not in answers:
+        return ROOT / "events" / f"{name}.json"
+    decision_id = json.loads(answers["predict"]["response"]["body"])["decision_id"]
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(for_decision(load_event(name), decision_id)))
+    return path
+
+
 def check_bundle_alone(answer: dict[str, Any]) -> None:
     assert answer["foreign_modules"] == []
     assert FORBIDDEN.isdisjoint(answer["top_level_modules"])
@@ -144,11 +155,10 @@ def test_every_event_through_the_built_bundle_as_sam_local_invoke_would(
     variables["DECISIONS_DB"] = str(tmp_path / "decisions.sqlite3")  # this machine's /tmp is shared
     env = lambda_environment(template, variables, tool_env)
     handler = function_property(template, FUNCTION, "Handler")
-    answers = {}
+    answers: dict[str, Any] = {}
     for name, status in EXPECTED_STATUS.items():
-        answer = invoke_built(
-            built, handler, ROOT / "events" / f"{name}.json", env, tmp_path / "out.json", runtime_dir
-        )
+        event = event_file(name, answers, tmp_path)
+        answer = invoke_built(built, handler, event, env, tmp_path / "out.json", runtime_dir)
         response = answer["response"]
         assert response["statusCode"] == status, (name, response["body"][:500])
         assert "Traceback" not in response["body"]
@@ -189,11 +199,13 @@ def test_built_bundle_against_the_local_stack(
         assert variables["MODEL_BUCKET"] == stack.names.bucket
         env = lambda_environment(template, variables, tool_env) | {"AWS_ENDPOINT_URL": stack.endpoint_url}
         handler = function_property(template, FUNCTION, "Handler")
-        responses = {}
+        responses: dict[str, Any] = {}
+        answers: dict[str, Any] = {}
         for name in ("predict", "decision", "outcome", "predict_batch", "health"):
             answer = invoke_built(
-                built, handler, ROOT / "events" / f"{name}.json", env, tmp_path / "out.json", runtime_dir
+                built, handler, event_file(name, answers, tmp_path), env, tmp_path / "out.json", runtime_dir
             )
+            answers[name] = answer
             check_bundle_alone(answer)
             assert answer["response"]["statusCode"] == 200, (name, answer["response"]["body"][:500])
             responses[name] = json.loads(answer["response"]["body"])
