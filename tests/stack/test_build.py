@@ -149,7 +149,8 @@ def test_every_event_through_the_built_bundle_as_sam_local_invoke_would(
     built: Path, runtime_dir: list[str], template: dict[str, Any], tool_env: dict[str, str], tmp_path: Path
 ) -> None:
     """The template's handler and environment with env.json's overrides: bundled model, SQLite log."""
-    resolver = Resolver(template, names={"ModelBucket": "ModelBucket", "DecisionsTable": "DecisionsTable"})
+    names = ("ModelBucket", "DecisionsTable", "IdempotencyTable", "RiskTeamApiKey")
+    resolver = Resolver(template, names={name: name for name in names})
     variables = sam_local_environment(resolver, FUNCTION, load_env_json())
     assert variables["DECISIONS_DB"].startswith("/tmp/")
     variables["DECISIONS_DB"] = str(tmp_path / "decisions.sqlite3")  # this machine's /tmp is shared
