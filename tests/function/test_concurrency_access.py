@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -16,6 +17,30 @@ from tests.function.conftest import IDEMPOTENCY, TABLE
 from tests.support import LambdaContext, for_decision, load_event, response_json
 
 OTHER = {**EXAMPLE_APPLICANT, "amount": 1234}
+
+
+class OneCallAtATime:
+    """A boto3 client whose calls run one at a time, interleaved freely between threads.
+
+    DynamoDB applies each conditional write atomically; moto's in-process backend does not
+    under threads (two ``attribute_not_exists`` puts can both pass). Serialising single calls
+    gives moto DynamoDB's atomicity while every race between calls stays possible.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+        if not callable(method):
+            return method
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return method(*args, **kwargs)
+
+        return call
 
 
 def _race(client: TestClient, path: str, bodies: list[Any], key: str) -> list[Any]:
@@ -46,7 +71,7 @@ def _check(responses: list[Any], log: Any, bodies: list[Any], batch: bool) -> No
 def test_one_fresh_answer_per_key_under_concurrency(request, settings, store, batch, same) -> None:
     if store == "dynamodb":
         log = DynamoDecisionLog(
-            TABLE, client=request.getfixturevalue("dynamodb"), idempotency_table=IDEMPOTENCY
+            TABLE, client=OneCallAtATime(request.getfixturevalue("dynamodb")), idempotency_table=IDEMPOTENCY
         )
     else:
         log = request.getfixturevalue("sqlite_log")
