@@ -41,6 +41,9 @@ returned; send an `Idempotency-Key` header to make retries safe. Errors share on
 
 DECISION_ID_PATTERN = r"^[A-Za-z0-9-]{1,64}$"
 """Decision ids are UUIDs; anything else is refused before it reaches a store."""
+OBSERVED_YEARS = (1900, 2999)
+OBSERVED_YEAR_PATTERN = r"^(19|2[0-9])[0-9]{2}-"
+"""``observed_at``'s year, as the published JSON Schema states it (a pattern on the string)."""
 
 
 class ReasonOut(BaseModel):
@@ -97,16 +100,20 @@ class OutcomeReport(BaseModel):
 
     decision_id: str = Field(pattern=DECISION_ID_PATTERN, description="as returned by /predict")
     defaulted: StrictBool
-    observed_at: AwareDatetime = Field(description="when the outcome was observed, with a time zone")
+    observed_at: AwareDatetime = Field(
+        description="when the outcome was observed, with a time zone; years 1900 to 2999",
+        json_schema_extra={"pattern": OBSERVED_YEAR_PATTERN},
+    )
 
     @field_validator("observed_at")
     @classmethod
-    def _in_utc_range(cls, value: datetime) -> datetime:
-        """Stored in UTC: a time whose UTC equivalent falls outside years 1-9999 cannot be."""
-        try:
-            return value.astimezone(UTC)
-        except OverflowError:
-            raise ValueError("must be a date and time whose UTC equivalent lies in years 1 to 9999") from None
+    def _plausible_year(cls, value: datetime) -> datetime:
+        """Stored in UTC. Years 1900-2999 (as written, so the published pattern says the same)
+        cover every real loan, and their UTC equivalent always exists, unlike 0001 or 9999's."""
+        first, last = OBSERVED_YEARS
+        if not first <= value.year <= last:
+            raise ValueError(f"must be a date and time in the years {first} to {last}")
+        return value.astimezone(UTC)
 
 
 class DecisionRecord(PredictResponse):
@@ -437,7 +444,7 @@ def create_app(settings: Settings, store: ModelStore | None = None, log: Any = N
         title="Loan default service",
         version="1.0",
         description=DESCRIPTION,
-        docs_url="/docs",
+        docs_url=None,  # served by web.docs, from the function itself
         openapi_url="/openapi.json",
         redoc_url=None,
     )

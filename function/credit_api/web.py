@@ -1,7 +1,9 @@
 """The credit officers' web page, served by the function itself at ``/``.
 
 One HTML page plus a stylesheet and a script from ``static/``: no build step, nothing
-fetched from elsewhere. The page builds its form from ``GET model`` (the schema travels
+fetched from elsewhere. The API reference at ``/docs`` is Swagger UI, served the same way from
+a vendored copy (``static/swagger-ui/``, see its README), under a Content-Security-Policy that
+admits only this origin's scripts. The page builds its form from ``GET model`` (the schema travels
 in the model card), so this module knows nothing about applicants. Every URL on the page
 is relative, and a small inline script pins the document base to the app root, so the
 same page works at ``http://127.0.0.1:8000/`` and behind an API Gateway stage
@@ -21,11 +23,20 @@ from fastapi import APIRouter, HTTPException, Response
 
 STATIC_DIR = Path(__file__).parent / "static"
 PAGE_FILE = "index.html"
-ASSETS: dict[str, str] = {
-    "app.js": "text/javascript; charset=utf-8",
-    "style.css": "text/css; charset=utf-8",
+DOCS_FILE = "docs.html"
+SWAGGER_UI = "swagger-ui"
+"""The vendored Swagger UI 5.31.0 (``static/swagger-ui/README.md``)."""
+_JS = "text/javascript; charset=utf-8"
+_CSS = "text/css; charset=utf-8"
+ASSETS: dict[str, tuple[str, str]] = {
+    "app.js": ("app.js", _JS),
+    "style.css": ("style.css", _CSS),
+    "docs.js": ("docs.js", _JS),
+    "swagger-ui-bundle.js": (f"{SWAGGER_UI}/swagger-ui-bundle.js", _JS),
+    "swagger-ui.css": (f"{SWAGGER_UI}/swagger-ui.css", _CSS),
 }
-"""The only files served from ``static/``: a fixed list, so no path ever reaches the disk unchecked."""
+"""The only files served from ``static/`` (URL name: file, media type): a fixed list, so no path
+ever reaches the disk unchecked."""
 
 _INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
 _ASSET_CACHE = "public, max-age=300"
@@ -46,10 +57,13 @@ def _page_headers() -> dict[str, str]:
         f"'sha256-{base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()}'"
         for body in _INLINE_SCRIPT.findall(page)
     )
+    return _security_headers(f"script-src 'self' {hashes}; style-src 'self'")
+
+
+def _security_headers(sources: str) -> dict[str, str]:
+    """The headers of an HTML page: ``sources`` says where its scripts and styles may come from."""
     policy = (
-        "default-src 'none'; "
-        f"script-src 'self' {hashes}; "
-        "style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+        f"default-src 'none'; {sources}; img-src 'self' data:; connect-src 'self'; "
         "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
     )
     return {
@@ -60,17 +74,27 @@ def _page_headers() -> dict[str, str]:
     }
 
 
+DOCS_HEADERS = _security_headers("script-src 'self'; style-src 'self' 'unsafe-inline'")
+"""Swagger UI runs only this origin's scripts; it sets a few inline styles, which are allowed."""
+
+
 @router.get("/")
 def page() -> Response:
     """The page itself; it fetches the model card and scores through the API."""
     return Response(_read(PAGE_FILE), media_type="text/html; charset=utf-8", headers=_page_headers())
 
 
+@router.get("/docs")
+def docs() -> Response:
+    """The API reference (Swagger UI on ``openapi.json``), with nothing loaded from elsewhere."""
+    return Response(_read(DOCS_FILE), media_type="text/html; charset=utf-8", headers=DOCS_HEADERS)
+
+
 @router.get("/static/{name}")
 def asset(name: str) -> Response:
-    """A stylesheet or script of the page."""
-    media_type = ASSETS.get(name)
-    if media_type is None:
+    """A stylesheet or script of the page or of ``/docs``."""
+    if name not in ASSETS:
         raise HTTPException(status_code=404, detail="Not Found")
+    path, media_type = ASSETS[name]
     headers = {"Cache-Control": _ASSET_CACHE, "X-Content-Type-Options": "nosniff"}
-    return Response(_read(name), media_type=media_type, headers=headers)
+    return Response(_read(path), media_type=media_type, headers=headers)

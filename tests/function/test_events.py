@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
+from urllib.parse import urljoin
 
 import pytest
 from credit_api.schema import FEATURE_NAMES
 from credit_api.settings import BUNDLED_MODEL_DIR
 
-from tests.support import LambdaContext, event_names, for_decision, load_event, log_records, response_json
+from tests.support import (
+    EVENT_DECISION_ID,
+    ROOT,
+    LambdaContext,
+    event_names,
+    for_decision,
+    load_event,
+    log_records,
+    response_json,
+)
 
 EXPECTED_STATUS = {
     "predict": 200,
@@ -131,10 +142,37 @@ def test_http_api_response_is_v2_shaped(invoke) -> None:
     assert response["isBase64Encoded"] is False
 
 
-def test_docs_under_the_stage_point_to_the_staged_openapi(invoke) -> None:
-    response = invoke(load_event("docs"))
+def test_docs_under_the_stage_load_everything_from_the_stage(invoke) -> None:
+    """Every URL of /docs is relative, so under /Prod it resolves to /Prod/..., which the
+    function serves; the OpenAPI document it names is the staged one."""
+    event = load_event("docs")
+    response = invoke(event)
     assert response["statusCode"] == 200
-    assert "/Prod/openapi.json" in response["body"]
+    assert "script-src 'self';" in response["headers"]["content-security-policy"]
+    urls = re.findall(r'(?:src|href)="([^"]+)"', response["body"])
+    assets = [url for url in urls if not url.startswith("data:")]
+    assert len(assets) == 3
+    for url in assets:
+        path = urljoin(event["requestContext"]["path"], url)
+        assert path.startswith("/Prod/static/"), path
+        name = path.rsplit("/", 1)[1]
+        asset = invoke(
+            load_event(
+                "static",
+                path=f"/static/{name}",
+                pathParameters={"name": name},
+                requestContext={**event["requestContext"], "path": path, "resourcePath": "/static/{name}"},
+            )
+        )
+        assert asset["statusCode"] == 200, name
+        if name == "docs.js":
+            assert 'url: "openapi.json"' in asset["body"]
+    context = {**event["requestContext"], "path": "/Prod/openapi.json", "resourcePath": "/openapi.json"}
+    openapi = invoke(
+        load_event("docs", path="/openapi.json", resource="/openapi.json", requestContext=context)
+    )
+    assert openapi["statusCode"] == 200
+    assert json.loads(openapi["body"])["servers"] == [{"url": "/Prod"}]
 
 
 def test_web_page_and_its_assets_are_served_under_the_stage(invoke) -> None:
@@ -214,3 +252,12 @@ def test_logs_carry_the_request_id_and_no_applicant_inputs(invoke, stdout) -> No
             assert f'"{name}":' not in text
         if isinstance(value, str) and len(value) > 3:
             assert f'"{value}"' not in text, name
+
+
+@pytest.mark.parametrize("name", ["decision", "outcome"])
+def test_placeholder_decision_events_answer_not_found_as_documented(invoke, name: str) -> None:
+    """events/README.md: as shipped, the two events name an id no log holds."""
+    response = invoke(load_event(name))
+    assert response["statusCode"] == 404
+    assert response_json(response)["error"] == "not_found"
+    assert EVENT_DECISION_ID in (ROOT / "events" / "README.md").read_text()

@@ -78,8 +78,16 @@ def test_whole_numbers_written_as_floats_are_accepted(client) -> None:
     assert text.status_code == 422
 
 
-@pytest.mark.parametrize("observed_at", ["0001-01-01T00:00:00+02:00", "9999-12-31T23:59:59-01:00"])
-def test_observed_at_outside_utc_range_is_invalid(client, observed_at: str) -> None:
+@pytest.mark.parametrize(
+    "observed_at",
+    [
+        "0001-01-01T00:00:00+02:00",
+        "9999-12-31T23:59:59-01:00",
+        "1899-12-31T23:59:59Z",
+        "3000-01-01T00:00:00Z",
+    ],
+)
+def test_observed_at_outside_the_published_years_is_invalid(client, observed_at: str) -> None:
     decision_id = client.post("/predict", json=EXAMPLE_APPLICANT).json()["decision_id"]
     response = client.post(
         "/outcomes", json={"decision_id": decision_id, "defaulted": True, "observed_at": observed_at}
@@ -87,6 +95,20 @@ def test_observed_at_outside_utc_range_is_invalid(client, observed_at: str) -> N
     assert response.status_code == 422, response.text
     assert response.json()["errors"][0]["field"] == "observed_at"
     assert client.get(f"/decisions/{decision_id}").json()["outcome"] is None
+
+
+def test_observed_at_years_are_published_and_their_edges_accepted(client) -> None:
+    """The pattern in the JSON Schema and the validator agree, so a schema-valid time is stored."""
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["OutcomeReport"]
+    assert schema["properties"]["observed_at"]["pattern"] == "^(19|2[0-9])[0-9]{2}-"
+    for observed_at, stored in [
+        ("1900-01-01T00:30:00+01:00", "1899-12-31T23:30:00Z"),
+        ("2999-12-31T23:59:59-01:00", "3000-01-01T00:59:59Z"),
+    ]:
+        decision_id = client.post("/predict", json=EXAMPLE_APPLICANT).json()["decision_id"]
+        report = {"decision_id": decision_id, "defaulted": False, "observed_at": observed_at}
+        assert client.post("/outcomes", json=report).status_code == 200
+        assert client.get(f"/decisions/{decision_id}").json()["outcome"]["observed_at"] == stored
 
 
 @pytest.mark.parametrize("decision_id", ["%ED%A0%80", "a" * 65, "x%00y", "..%2F..%2Fetc"])

@@ -26,8 +26,6 @@ from infra.template import load as load_template
 FUNCTION_DIR = ROOT / "function" / "credit_api"
 OPEN_ROUTES = {("GET", "/"), ("GET", "/static/{name}"), ("GET", "/docs"), ("GET", "/openapi.json")}
 OPEN_ROUTES |= {("GET", "/health"), ("GET", "/model")}  # the web page reads the model card unauthenticated
-NOT_DEPLOYED = {("GET", "/docs/oauth2-redirect")}
-"""FastAPI's Swagger-UI OAuth2 redirect page: the API has no OAuth2 flow, so it is not exposed."""
 LOCAL_ONLY = {"AWS_ENDPOINT_URL", "MODEL_DIR", "RETRAIN_QUICK", "POWERTOOLS_TRACE_DISABLED"}
 """Read by the code for local runs only (moto endpoint, another model directory, a quick search,
 tracing off in tests)."""
@@ -103,7 +101,7 @@ def test_every_route_of_the_app_is_an_api_event_and_nothing_else_is(template: di
     from credit_api.api import create_app
     from credit_api.settings import Settings
 
-    app_routes = _routes(create_app(Settings()).routes) - NOT_DEPLOYED
+    app_routes = _routes(create_app(Settings()).routes)
     assert set(_api_events(template)) == app_routes
 
 

@@ -21,11 +21,27 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-OPEN_PATHS = ("/", "/static/")
-"""Routes served without an API key: the page and its assets."""
+from infra.template import load as load_template
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _open_paths() -> frozenset[str]:
+    """The routes the template serves without an API key (``ApiKeyRequired: false``)."""
+    events = load_template(ROOT / "template.yaml")["Resources"]["PredictFunction"]["Properties"]["Events"]
+    return frozenset(
+        event["Properties"]["Path"]
+        for event in events.values()
+        if event["Properties"].get("Auth", {}).get("ApiKeyRequired") is False
+    )
+
+
+OPEN_PATHS = _open_paths()
+"""Routes served without an API key: the page, its assets, the docs, health and the model card."""
 
 
 class LambdaContext:
@@ -47,7 +63,7 @@ class LambdaContext:
 
 
 def is_open(route: str) -> bool:
-    return route == "/" or route.startswith(OPEN_PATHS[1])
+    return route in OPEN_PATHS or (route.startswith("/static/") and "/static/{name}" in OPEN_PATHS)
 
 
 def event_for(method: str, target: str, headers: dict[str, str], body: bytes, stage: str) -> dict[str, Any]:
