@@ -7,7 +7,8 @@ Four raw attributes are dropped: ``personal_status_and_sex`` and
 ``foreign_worker`` (sex, marital status and national origin may not be credit
 factors) and ``other_debtors_or_guarantors``, ``property``.
 
-Run ``python -m training.data`` to (re)build the file from the raw copy.
+Run ``python -m training.data`` to (re)build the file from the raw copy in ``data/raw/``, which
+ships in the repository (CC BY 4.0) so the derivation and its tests run from a plain clone.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from credit_api.schema import CATEGORICAL, COLUMNS, FEATURE_NAMES, NUMERIC, TARG
 from pydantic import ValidationError
 
 ROOT = Path(__file__).resolve().parents[1]
-RAW_CSV = ROOT.parent / "shared" / "data" / "germancredit.csv"
+RAW_CSV = ROOT / "data" / "raw" / "germancredit.csv"
+"""The UCI file as obtained, committed byte for byte; ``data/raw/README.md`` says where from."""
 CREDIT_CSV = ROOT / "data" / "credit.csv"
 RAW_SHA256 = "2c0bae00275c028fc853a1ea72cc7a68002c3f6876c41300c5c948711540c8c6"
 

@@ -11,13 +11,24 @@ function's own ``Scorer``) agree within ``PARITY_TOLERANCE`` on every training r
 number. The two files are written to temporary names and moved into place with ``os.replace``:
 the model first, then the manifest that names its sha256, so a reader never sees a half-written
 file and a crash between the two moves leaves a mismatch the loader rejects rather than serves.
+
+Reproducible: the same fitted estimator, seed and package versions give a byte-identical
+``model.onnx``. skl2onnx would name the graph with a random uuid4, so the graph gets the fixed
+``GRAPH_NAME``, and it lists the opsets in a set's order, which changes with Python's string-hash
+seed from one process to the next, so they are sorted by domain. Every other field it writes
+(producer, domain, doc strings, node and initializer names) is a constant or a counter, and the
+protobuf is serialised deterministically. The model
+version is derived from content (:func:`content_version`), never from the clock; the manifest's
+``created_at`` is the only clock time, and it is not in the model bytes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import platform
+import re
 import tempfile
 import time
 from collections.abc import Mapping
@@ -48,6 +59,10 @@ REFERENCE_BINS = 10
 """Deciles for the reference distributions of many-valued numbers and of the score (PSI)."""
 FILE_MODE = 0o644
 """mkstemp creates owner-only files; the Lambda runtime's user must be able to read the bundle."""
+GRAPH_NAME = "credit_default"
+"""The ONNX graph's name; skl2onnx picks a random one otherwise, and the model's sha256 with it."""
+VERSION_DIGITS = 12
+"""Hex digits of the content hash in a model version, as the registry's ``models/<version>-<sha12>``."""
 PACKAGES = ("scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy", "pandas", "protobuf")
 
 
@@ -64,6 +79,8 @@ def to_onnx(estimator: BaseEstimator) -> onnx.ModelProto:
     ]
     model = convert_sklearn(
         estimator,
+        name=GRAPH_NAME,
+        doc_string="",
         initial_types=inputs,
         target_opset=TARGET_OPSET,
         options={id(estimator): {"zipmap": False}},
@@ -72,7 +89,36 @@ def to_onnx(estimator: BaseEstimator) -> onnx.ModelProto:
     if "probabilities" not in outputs:
         raise ValueError(f"converted graph has outputs {outputs}, not 'probabilities'")
     _drop_unused_initializers(model.graph)
+    _sort_opsets(model)
     return model
+
+
+def _sort_opsets(model: onnx.ModelProto) -> None:
+    """skl2onnx lists the opsets in the order of a Python set, which changes with the string-hash seed."""
+    opsets = sorted(model.opset_import, key=lambda o: o.domain)
+    copies = [onnx.helper.make_opsetid(o.domain, o.version) for o in opsets]
+    del model.opset_import[:]
+    model.opset_import.extend(copies)
+
+
+def serialise(graph: onnx.ModelProto) -> bytes:
+    """The model's bytes, serialised deterministically (map fields in key order)."""
+    return graph.SerializeToString(deterministic=True)
+
+
+def content_version(algorithm: str, onnx_sha256: str, training_data_sha256: str, seed: int) -> str:
+    """``<algorithm>-<sha12>``: the hash covers the model bytes, the training data and the seed.
+
+    The same run reproduced gives the same version; another model, other data (even one that
+    happens to fit the same model) or another seed gives another. ``algorithm`` is shortened to
+    its name (the text before ``:``) in the characters an S3 key and a metric dimension accept.
+    """
+    name = re.sub(r"[^a-z0-9_]+", "-", algorithm.split(":", 1)[0].lower()).strip("-") or "model"
+    content = json.dumps(
+        {"onnx_sha256": onnx_sha256, "training_data_sha256": training_data_sha256, "seed": seed},
+        sort_keys=True,
+    )
+    return f"{name}-{hashlib.sha256(content.encode()).hexdigest()[:VERSION_DIGITS]}"
 
 
 def _drop_unused_initializers(graph: onnx.GraphProto) -> None:
@@ -226,12 +272,13 @@ def export(
     Raises :class:`ParityError` (writing nothing) if onnxruntime does not reproduce scikit-learn.
     """
     graph = to_onnx(estimator)
-    model = graph.SerializeToString()
+    model = serialise(graph)
     parity_found = check_parity(estimator, model, frame, seed=seed)
     onnx_sha = hashlib.sha256(model).hexdigest()
+    data_sha = frame_sha256(frame[[*FEATURE_NAMES, TARGET]])
     created = (now or datetime.now(UTC)).replace(microsecond=0)
     manifest = Manifest(
-        model_version=f"{created:%Y%m%dT%H%M%SZ}-{onnx_sha[:8]}",
+        model_version=content_version(algorithm, onnx_sha, data_sha, seed),
         created_at=created,
         onnx_sha256=onnx_sha,
         onnx_opset={o.domain or "ai.onnx": int(o.version) for o in graph.opset_import},
@@ -243,7 +290,7 @@ def export(
         score_scale=score_scale,
         reason_reference=dict(reason_reference),
         reference_distributions=reference_distributions(frame, oof_probabilities, policy, score_scale),
-        training_data_sha256=frame_sha256(frame[[*FEATURE_NAMES, TARGET]]),
+        training_data_sha256=data_sha,
         package_versions=package_versions(),
         extra={"parity": parity_found, "onnx_bytes": len(model), **(extra or {})},
     )

@@ -29,7 +29,7 @@ from training import comparison, config, economics, eda
 from training.calibration import PlattCalibrated
 from training.data import CREDIT_CSV, ROOT, load, validate
 from training.evaluate import calibration_check, summarise
-from training.export import export, frame_sha256, parity, single_row_latency, to_onnx
+from training.export import export, frame_sha256, parity, serialise, single_row_latency, to_onnx
 from training.models import Candidate, build, candidates
 from training.reference import favourable_reference
 from training.tune import final_params, nested_cv
@@ -78,7 +78,7 @@ def _deployed_row(
     fold_params: list[dict[str, Any]],
 ) -> comparison.Row:
     """Convert the deployed model to ONNX and measure what the table needs."""
-    model = to_onnx(estimator).SerializeToString()
+    model = serialise(to_onnx(estimator))
     return comparison.Row(
         name=candidate.name,
         label=candidate.label,

@@ -1,4 +1,4 @@
-"""data/credit.csv: its shape and checksum, its derivation from the UCI file, its validation."""
+"""data/credit.csv: its shape and checksum, its derivation from the committed UCI file, its validation."""
 
 import re
 from pathlib import Path
@@ -11,6 +11,7 @@ from training.data import (
     CREDIT_CSV,
     DROPPED,
     RAW_CSV,
+    RAW_SHA256,
     RAW_TO_CODE,
     ROOT,
     build,
@@ -21,7 +22,7 @@ from training.data import (
 )
 
 README = ROOT / "data" / "README.md"
-needs_raw = pytest.mark.skipif(not RAW_CSV.exists(), reason=f"raw UCI copy not present at {RAW_CSV}")
+RAW_README = ROOT / "data" / "raw" / "README.md"
 
 
 def documented_sha256() -> str:
@@ -43,13 +44,23 @@ def test_shape_columns_and_default_rate():
     assert not set(DROPPED) & set(frame.columns)
 
 
-@needs_raw
+def test_the_raw_file_ships_in_the_repository_with_its_documented_checksum():
+    assert RAW_CSV.is_relative_to(ROOT), "the raw file must be in the repository, not beside it"
+    documented = re.search(r"sha256: `([0-9a-f]{64})`", RAW_README.read_text(encoding="utf-8"))
+    assert documented, "data/raw/README.md must state the raw file's sha256"
+    assert sha256_file(RAW_CSV) == RAW_SHA256 == documented.group(1)
+
+
+def test_the_raw_readme_states_the_licence_and_the_citation():
+    text = RAW_README.read_text(encoding="utf-8")
+    assert "CC BY 4.0" in text and "https://doi.org/10.24432/C5NC77" in text
+
+
 def test_derivation_from_the_uci_file_reproduces_credit_csv(tmp_path):
     out = build(RAW_CSV, tmp_path / "credit.csv")
-    assert sha256_file(out) == sha256_file(CREDIT_CSV)
+    assert out.read_bytes() == CREDIT_CSV.read_bytes()
 
 
-@needs_raw
 def test_build_refuses_a_raw_file_that_is_not_the_documented_one(tmp_path):
     altered = tmp_path / "germancredit.csv"
     altered.write_bytes(RAW_CSV.read_bytes().replace(b",67,", b",68,", 1))
@@ -57,7 +68,6 @@ def test_build_refuses_a_raw_file_that_is_not_the_documented_one(tmp_path):
         build(altered, tmp_path / "credit.csv")
 
 
-@needs_raw
 def test_an_unmapped_raw_label_is_an_error():
     raw = pd.read_csv(RAW_CSV, dtype=str, keep_default_na=False)
     raw.loc[3, "purpose"] = "vacation"

@@ -1,7 +1,12 @@
-"""ONNX export: the service's contract, the parity gate, atomic writes, the HistGradientBoosting trap."""
+"""ONNX export: the service's contract, the parity gate, atomic writes, the HistGradientBoosting trap,
+byte-identical output and a version derived from content."""
 
 import hashlib
 import json
+import os
+import pickle
+import subprocess
+import sys
 from datetime import UTC, datetime
 
 import google.protobuf
@@ -30,11 +35,15 @@ from training.calibration import PlattCalibrated
 from training.data import CREDIT_CSV, load, sha256_file
 from training.export import (
     GENERATED_APPLICANTS,
+    GRAPH_NAME,
     PARITY_TOLERANCE,
+    VERSION_DIGITS,
     ParityError,
     check_parity,
+    content_version,
     export,
     generated_applicants,
+    serialise,
     to_onnx,
 )
 from training.features import tree_encoder
@@ -130,7 +139,7 @@ def test_hist_gradient_boosting_converts_with_parity(frame):
     assert max(found["max_abs_diff_data"], found["max_abs_diff_generated"]) <= PARITY_TOLERANCE
 
 
-def _export(model, frame, out_dir):
+def _export(model, frame, out_dir, now=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)):
     return export(
         model,
         frame,
@@ -142,7 +151,7 @@ def _export(model, frame, out_dir):
         reason_reference=EXAMPLE_APPLICANT,
         oof_probabilities=np.full((2, len(frame)), 0.3) + np.linspace(0, 0.2, len(frame)),
         seed=SEED,
-        now=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        now=now,
     )
 
 
@@ -152,7 +161,10 @@ def test_export_writes_a_model_and_a_manifest_that_describe_each_other(frame, lo
     written = Manifest.model_validate_json((tmp_path / MANIFEST_FILE).read_text())
     assert written == manifest
     assert written.onnx_sha256 == hashlib.sha256(model).hexdigest()
-    assert written.model_version == f"20260102T030405Z-{written.onnx_sha256[:8]}"
+    assert written.model_version == content_version(
+        "logistic_regression (test)", written.onnx_sha256, written.training_data_sha256, SEED
+    )
+    assert written.created_at == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     assert written.schema_hash == schema_hash()
     assert written.features == list(FEATURE_NAMES)
     assert written.onnx_opset == {
@@ -209,3 +221,76 @@ def test_a_failed_write_replaces_nothing_and_leaves_no_temporary_files(
     assert (tmp_path / MODEL_FILE).read_bytes() == b"old model"
     assert (tmp_path / MANIFEST_FILE).read_text() == "{}"
     assert sorted(p.name for p in tmp_path.iterdir()) == [MANIFEST_FILE, MODEL_FILE]
+
+
+def test_exporting_twice_gives_the_same_bytes_and_version_whatever_the_clock(frame, logistic, tmp_path):
+    first = _export(logistic, frame, tmp_path / "a", now=datetime(2026, 1, 2, tzinfo=UTC))
+    second = _export(logistic, frame, tmp_path / "b", now=datetime(2027, 6, 7, tzinfo=UTC))
+    assert (tmp_path / "a" / MODEL_FILE).read_bytes() == (tmp_path / "b" / MODEL_FILE).read_bytes()
+    assert first.onnx_sha256 == second.onnx_sha256
+    assert first.model_version == second.model_version
+    assert first.created_at != second.created_at
+    assert first.model_copy(update={"created_at": second.created_at}) == second
+
+
+def test_the_graph_has_the_fixed_name_and_no_doc_string(logistic):
+    graph = to_onnx(logistic)
+    assert graph.graph.name == GRAPH_NAME
+    assert graph.doc_string == "" and graph.graph.doc_string == ""
+
+
+def test_the_version_names_the_algorithm_and_changes_with_the_model_the_data_or_the_seed():
+    model, data = "a" * 64, "b" * 64
+    version = content_version("calibrated soft_voting: Soft voting", model, data, 7)
+    name, digest = version.rsplit("-", 1)
+    assert name == "calibrated-soft_voting" and len(digest) == VERSION_DIGITS
+    int(digest, 16)
+    assert version == content_version("calibrated soft_voting: another label", model, data, 7)
+    others = {
+        content_version("calibrated soft_voting", "c" * 64, data, 7),
+        content_version("calibrated soft_voting", model, "c" * 64, 7),
+        content_version("calibrated soft_voting", model, data, 8),
+    }
+    assert version not in others and len(others) == 3
+
+
+CONVERT = """
+import pickle, sys
+from training.export import serialise, to_onnx
+with open(sys.argv[1], "rb") as file:
+    estimator = pickle.load(file)
+sys.stdout.buffer.write(serialise(to_onnx(estimator)))
+"""
+
+
+@pytest.mark.slow
+def test_separate_processes_convert_the_same_estimator_to_the_same_bytes(frame, tmp_path):
+    """A fresh interpreter each time, with another string-hash seed: catches random names, names
+    from memory addresses and set or dict orders that vary between runs. A calibrated ensemble
+    exercises every converter the project's champions use (voting, forest, boosting, logistic
+    regression, the project's own transformers and Platt scaling)."""
+    voting = build(
+        candidates(quick=True)["soft_voting"],
+        {
+            "logistic_regression": {"model__C": 0.1},
+            "random_forest": {"max_features": "sqrt", "min_samples_leaf": 3},
+            "gradient_boosting": {"learning_rate": 0.1, "max_depth": 2, "n_estimators": 10},
+        },
+        SEED,
+        candidates(quick=True),
+    )
+    model = PlattCalibrated(voting, cv=StratifiedKFold(2, shuffle=True, random_state=SEED))
+    model.fit(frame[list(FEATURE_NAMES)], frame[TARGET])
+    pickled = tmp_path / "model.pkl"
+    pickled.write_bytes(pickle.dumps(model))
+    outputs = [
+        subprocess.run(
+            [sys.executable, "-c", CONVERT, str(pickled)],
+            env={**os.environ, "PYTHONHASHSEED": hash_seed},
+            capture_output=True,
+            check=True,
+        ).stdout
+        for hash_seed in ("1", "2")
+    ]
+    assert outputs[0] == outputs[1] == serialise(to_onnx(model))
+    assert len(outputs[0]) > 10_000

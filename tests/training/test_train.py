@@ -10,7 +10,7 @@ from credit_api.scoring import Scorer
 
 from training import comparison, economics, eda
 from training.data import load
-from training.export import PARITY_TOLERANCE
+from training.export import PARITY_TOLERANCE, content_version
 from training.train import train
 
 pytestmark = pytest.mark.slow
@@ -41,7 +41,15 @@ def test_a_quick_run_writes_the_model_the_manifest_and_the_reports(tmp_path):
 
 
 def test_the_same_seed_gives_the_same_model(tmp_path):
+    """Byte for byte: the same data and seed give the same model.onnx, sha256 and version."""
     first, second = _quick(tmp_path, "a"), _quick(tmp_path, "b")
+    assert (tmp_path / "a" / MODEL_FILE).read_bytes() == (tmp_path / "b" / MODEL_FILE).read_bytes()
+    assert first.manifest.onnx_sha256 == second.manifest.onnx_sha256
+    assert first.manifest.model_version == second.manifest.model_version
+    manifest = first.manifest
+    assert manifest.model_version == content_version(
+        manifest.algorithm, manifest.onnx_sha256, manifest.training_data_sha256, 3
+    )
     np.testing.assert_array_equal(first.oof_by_repeat, second.oof_by_repeat)
     rows = load()[list(FEATURE_NAMES)].to_dict("records")
     a = Scorer.from_bytes((tmp_path / "a" / MODEL_FILE).read_bytes()).predict(rows)
