@@ -174,7 +174,11 @@ def test_storage_is_versioned_encrypted_private_and_recoverable(template: dict[s
     assert any("NoncurrentVersionExpiration" in rule for rule in bucket["LifecycleConfiguration"]["Rules"])
 
     resolver = Resolver(template, names={"ModelBucket": "b"})
-    (policy,) = resources_of_type(template, "AWS::S3::BucketPolicy").values()
+    (policy,) = (
+        p
+        for p in resources_of_type(template, "AWS::S3::BucketPolicy").values()
+        if p["Properties"]["Bucket"] == {"Ref": "ModelBucket"}
+    )
     document = resolver.resolve(policy["Properties"])
     assert document["Bucket"] == "b"
     (statement,) = document["PolicyDocument"]["Statement"]
