@@ -1,4 +1,4 @@
-"""Create the template's key, buckets and tables through the AWS APIs, from their own CloudFormation properties.
+"""Create the template's key, buckets and tables through the AWS APIs, from their own CFN properties.
 
 Used by the local stack (against a moto server) and by the tests (moto in-process), so both
 run against the same storage the template deploys: versioned, encrypted with the stack's own
@@ -109,7 +109,10 @@ def create_bucket(s3: Any, name: str, properties: Mapping[str, Any], region: str
             rules = [_lifecycle_rule(r) for r in value["Rules"]]
             calls.append(("put_bucket_lifecycle_configuration", {"LifecycleConfiguration": {"Rules": rules}}))
         elif key == "LoggingConfiguration":
-            enabled = {"TargetBucket": value["DestinationBucketName"], "TargetPrefix": value.get("LogFilePrefix", "")}
+            enabled = {
+                "TargetBucket": value["DestinationBucketName"],
+                "TargetPrefix": value.get("LogFilePrefix", ""),
+            }
             calls.append(("put_bucket_logging", {"BucketLoggingStatus": {"LoggingEnabled": enabled}}))
         else:
             raise NotImplementedError(f"{BUCKET} property {key} has no local translation")

@@ -53,7 +53,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def storage(aws: None, template: dict[str, Any]) -> dict[str, Any]:
-    """The template's key, buckets and tables in moto, seeded with data/credit.csv and the bundled champion."""
+    """The template's key, buckets and tables in moto, with data/credit.csv and the bundled champion."""
     import boto3
 
     from infra.resources import Names, create_storage, with_data_key

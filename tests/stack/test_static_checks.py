@@ -1,4 +1,4 @@
-"""checkov passes on template.yaml, offline, and every check it skips is skipped in the template with a reason.
+"""checkov passes on template.yaml offline, and every check it skips is skipped there with a reason.
 
 checkov lives in its own venv (``make checkov``; ``make test`` builds it through ``make static``)
 because it pins boto3 and networkx below what the function uses.
@@ -44,12 +44,14 @@ def report() -> dict[str, Any]:
     return json.loads(result.stdout)
 
 
+@pytest.mark.slow  # checkov takes 8 s of CPU, mostly imports
 def test_checkov_finds_no_failed_check(report: dict[str, Any]) -> None:
     failed = [(c["check_id"], c["resource"], c["check_name"]) for c in report["results"]["failed_checks"]]
     assert failed == []
     assert report["summary"]["passed"] >= 40  # it did check the template (47 checks pass today)
 
 
+@pytest.mark.slow  # checkov takes 8 s of CPU, mostly imports
 def test_every_skip_is_reasoned_in_the_template_and_still_needed(report: dict[str, Any]) -> None:
     skips = SKIP_COMMENT.findall(TEMPLATE.read_text())
     assert skips, "expected the template's reasoned exceptions"
@@ -59,7 +61,9 @@ def test_every_skip_is_reasoned_in_the_template_and_still_needed(report: dict[st
 
 
 def test_the_skip_pattern_reads_checkovs_comment_syntax() -> None:
-    sample = "    # checkov:skip=CKV_AWS_18: the log target cannot log to itself\n  # checkov:skip=CKV_AWS_1\n"
+    sample = (
+        "    # checkov:skip=CKV_AWS_18: the log target cannot log to itself\n  # checkov:skip=CKV_AWS_1\n"
+    )
     assert SKIP_COMMENT.findall(sample) == [
         ("CKV_AWS_18", "the log target cannot log to itself"),
         ("CKV_AWS_1", ""),
