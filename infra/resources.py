@@ -188,18 +188,20 @@ def bucket_policy(resolver: Resolver, bucket: str) -> dict[str, Any]:
     return document
 
 
-def with_data_key(resolver: Resolver, kms: Any | None = None) -> Resolver:
-    """``resolver`` with ``Ref DataKey`` bound: the key it names, or one created now through ``kms``.
-
-    Without a client, the key is created through the default session (moto in-process).
-    """
+def with_data_key(resolver: Resolver, kms: Any) -> Resolver:
+    """``resolver`` with ``Ref DataKey`` bound: the key it names, or one created now through ``kms``."""
     if DATA_KEY in resolver.names or DATA_KEY not in resolver.template["Resources"]:
         return resolver
-    if kms is None:
-        import boto3
-
-        kms = boto3.client("kms", region_name=resolver.region)
     return replace(resolver, names={**resolver.names, DATA_KEY: create_data_key(kms, resolver)})
+
+
+def client_beside(client: Any, service: str) -> Any:
+    """A ``service`` client on ``client``'s region and endpoint (a moto server, or in-process moto)."""
+    import boto3
+
+    endpoint = client.meta.endpoint_url
+    custom = None if endpoint.endswith(".amazonaws.com") else endpoint
+    return boto3.client(service, region_name=client.meta.region_name, endpoint_url=custom)
 
 
 def create_storage(
@@ -207,14 +209,15 @@ def create_storage(
 ) -> dict[str, Any]:
     """The KMS key, the access-log bucket, the model bucket and the tables, from the template.
 
-    The key is created unless ``resolver`` already names one (see ``with_data_key``). The
+    The key is created (through ``kms``, else beside ``dynamodb``) unless ``resolver`` already
+    names one (see ``with_data_key``). The
     access-log bucket gets its policy (S3 checks that it lets the logging service write
     before it enables logging into it). Returns the model bucket's policy, resolved but not
     attached: moto evaluates a statement whose ``Condition`` it cannot check as a match, so
     ``DenyInsecureTransport`` would deny every request, HTTPS or not (AWS applies it only to
     plain-HTTP requests). Nothing reads the log bucket, so its copy of that statement is harmless.
     """
-    resolver = with_data_key(resolver, kms)
+    resolver = with_data_key(resolver, kms or client_beside(dynamodb, "kms"))
     resources = resolver.template["Resources"]
     if names.access_log_bucket:
         properties = resolver.resolve(resources[ACCESS_LOG_BUCKET]["Properties"])

@@ -62,7 +62,8 @@ def storage(aws: None, template: dict[str, Any]) -> dict[str, Any]:
 
     names = Names.for_stack("stack-test")
     resolver = with_data_key(
-        Resolver(template, names=names.as_refs(), region="us-east-1", stack_name="stack-test")
+        Resolver(template, names=names.as_refs(), region="us-east-1", stack_name="stack-test"),
+        boto3.client("kms"),
     )
     s3, dynamodb = boto3.client("s3"), boto3.client("dynamodb")
     create_storage(resolver, s3, dynamodb, names)
