@@ -12,7 +12,7 @@ export SAM_CLI_TELEMETRY := 0
 # Browser tests drive Debian's chromium; Playwright must never download its own.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: run test test-fast install browser train lint static fuzz bench load local-stack sam clean
+.PHONY: run test test-fast install browser train lint static checkov fuzz bench load local-stack sam clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,9 +35,23 @@ test: install browser sam static
 	$(BIN)/ruff check .
 	$(BIN)/pytest -m ''
 
-# Static security checks of the code (bandit); each exception is a "# nosec" with its reason.
-static: install
+# Static security checks: bandit on the code (each exception a "# nosec" with its reason) and
+# checkov on template.yaml (each exception an inline "checkov:skip=CKV_...: <reason>"), offline:
+# no Bridgecrew/Prisma API key, no download of external checks or of its guideline mapping.
+CHECKOV_VENV := .venv-checkov
+CHECKOV := BC_SKIP_MAPPING=TRUE $(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation \
+	--quiet --compact --skip-download
+static: install checkov
 	$(BIN)/bandit -q -r function training infra bench
+	$(CHECKOV)
+
+$(CHECKOV_VENV)/.installed: infra/requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade "pip>=24,<27"
+	$(CHECKOV_VENV)/bin/pip install --quiet -r infra/requirements-checkov.txt
+	touch $@
+
+checkov: $(CHECKOV_VENV)/.installed
 
 # A long schemathesis campaign: about 20,000 generated requests (CI runs about 2,000).
 fuzz: install
@@ -81,4 +95,4 @@ lint: install
 	$(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache var
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache var

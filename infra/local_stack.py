@@ -38,21 +38,27 @@ CREDENTIALS = {
 }
 
 
-def clients(endpoint_url: str | None) -> tuple[Any, Any]:
-    """S3 and DynamoDB clients for the local endpoint (or moto's in-process mock when ``None``)."""
+def client(service: str, endpoint_url: str | None) -> Any:
+    """A client of ``service`` for the local endpoint (or moto's in-process mock when ``None``)."""
     session = boto3.session.Session(
         aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         region_name=REGION,
     )
-    s3 = session.client("s3", endpoint_url=endpoint_url)
-    return s3, session.client("dynamodb", endpoint_url=endpoint_url)
+    return session.client(service, endpoint_url=endpoint_url)
 
 
-def provision(s3: Any, dynamodb: Any, names: Names, model_dir: Path = BUNDLED_MODEL) -> dict[str, Any]:
-    """Storage from the template, the training data under ``data/``, and ``model_dir`` as champion."""
+def clients(endpoint_url: str | None) -> tuple[Any, Any]:
+    """S3 and DynamoDB clients for the local endpoint (or moto's in-process mock when ``None``)."""
+    return client("s3", endpoint_url), client("dynamodb", endpoint_url)
+
+
+def provision(
+    s3: Any, dynamodb: Any, names: Names, model_dir: Path = BUNDLED_MODEL, kms: Any | None = None
+) -> dict[str, Any]:
+    """The key and storage from the template, the training data under ``data/``, ``model_dir`` as champion."""
     resolver = Resolver(load(), names=names.as_refs(), region=REGION, stack_name=STACK_NAME)
-    create_storage(resolver, s3, dynamodb, names)
+    create_storage(resolver, s3, dynamodb, names, kms)
     return seed(s3, names.bucket, model_dir)
 
 
@@ -87,7 +93,7 @@ def running(port: int = DEFAULT_PORT, names: Names | None = None) -> Iterator[Lo
         host, bound = server.get_host_and_port()
         endpoint_url = f"http://{host}:{bound}"
         s3, dynamodb = clients(endpoint_url)
-        pointer = provision(s3, dynamodb, names)
+        pointer = provision(s3, dynamodb, names, kms=client("kms", endpoint_url))
         yield LocalStack(endpoint_url, names, pointer, function_env(names, endpoint_url))
     finally:
         server.stop()

@@ -1,20 +1,25 @@
-"""Create the template's bucket and table through the AWS APIs, from their own CloudFormation properties.
+"""Create the template's key, buckets and tables through the AWS APIs, from their own CFN properties.
 
 Used by the local stack (against a moto server) and by the tests (moto in-process), so both
-run against the same storage the template deploys: versioned, encrypted, private, with the
-same key schema. Each CloudFormation property is translated to the API call that sets it;
-a property this module does not know raises, so the template cannot silently outgrow it.
+run against the same storage the template deploys: versioned, encrypted with the stack's own
+KMS key, private, access-logged, with the same key schema. Each CloudFormation property is
+translated to the API call that sets it; a property this module does not know raises, so the
+template cannot silently outgrow it.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from infra.template import Resolver, resources_of_type
 
 BUCKET = "ModelBucket"
+ACCESS_LOG_BUCKET = "AccessLogBucket"
+DATA_KEY = "DataKey"
+DATA_KEY_ALIAS = "DataKeyAlias"
 TABLE = "DecisionsTable"
 IDEMPOTENCY_TABLE = "IdempotencyTable"
 RISK_KEY = "RiskTeamApiKey"
@@ -29,6 +34,7 @@ class Names:
     bucket: str
     table: str
     idempotency_table: str = ""
+    access_log_bucket: str = ""
 
     @classmethod
     def for_stack(cls, stack_name: str) -> Names:
@@ -36,13 +42,16 @@ class Names:
             bucket=f"{stack_name}-models",
             table=f"{stack_name}-decisions",
             idempotency_table=f"{stack_name}-idempotency",
+            access_log_bucket=f"{stack_name}-access-logs",
         )
 
     def as_refs(self) -> dict[str, str]:
+        """What ``Ref`` returns for each resource; the KMS key's id exists only once it is created."""
         return {
             BUCKET: self.bucket,
             TABLE: self.table,
             IDEMPOTENCY_TABLE: self.idempotency_table,
+            ACCESS_LOG_BUCKET: self.access_log_bucket,
             RISK_KEY: LOCAL_RISK_KEY_ID,
         }
 
@@ -99,6 +108,12 @@ def create_bucket(s3: Any, name: str, properties: Mapping[str, Any], region: str
         elif key == "LifecycleConfiguration":
             rules = [_lifecycle_rule(r) for r in value["Rules"]]
             calls.append(("put_bucket_lifecycle_configuration", {"LifecycleConfiguration": {"Rules": rules}}))
+        elif key == "LoggingConfiguration":
+            enabled = {
+                "TargetBucket": value["DestinationBucketName"],
+                "TargetPrefix": value.get("LogFilePrefix", ""),
+            }
+            calls.append(("put_bucket_logging", {"BucketLoggingStatus": {"LoggingEnabled": enabled}}))
         else:
             raise NotImplementedError(f"{BUCKET} property {key} has no local translation")
     params: dict[str, Any] = {"Bucket": name}
@@ -138,6 +153,31 @@ def create_table(dynamodb: Any, name: str, properties: Mapping[str, Any]) -> Non
         getattr(dynamodb, method)(TableName=name, **kwargs)
 
 
+def create_data_key(kms: Any, resolver: Resolver) -> str:
+    """The template's ``DataKey`` (policy, rotation) and its alias; returns the new key's id."""
+    resources = resolver.template["Resources"]
+    properties = resolver.resolve(resources[DATA_KEY]["Properties"])
+    params: dict[str, Any] = {}
+    rotation = False
+    for key, value in properties.items():
+        if key == "Description":
+            params[key] = value
+        elif key == "KeyPolicy":
+            params["Policy"] = json.dumps(value)
+        elif key == "EnableKeyRotation":
+            rotation = bool(value)
+        else:
+            raise NotImplementedError(f"{DATA_KEY} property {key} has no local translation")
+    key_id = kms.create_key(**params)["KeyMetadata"]["KeyId"]
+    if rotation:
+        kms.enable_key_rotation(KeyId=key_id)
+    if DATA_KEY_ALIAS in resources:
+        with_key = replace(resolver, names={**resolver.names, DATA_KEY: key_id})
+        alias = with_key.resolve(resources[DATA_KEY_ALIAS]["Properties"])
+        kms.create_alias(AliasName=alias["AliasName"], TargetKeyId=alias["TargetKeyId"])
+    return key_id
+
+
 def bucket_policy(resolver: Resolver, bucket: str) -> dict[str, Any]:
     """The template's bucket policy for ``bucket``, resolved (exactly one is expected)."""
     policies = [
@@ -148,14 +188,42 @@ def bucket_policy(resolver: Resolver, bucket: str) -> dict[str, Any]:
     return document
 
 
-def create_storage(resolver: Resolver, s3: Any, dynamodb: Any, names: Names) -> dict[str, Any]:
-    """The bucket and the tables, each from the template's resolved properties.
+def with_data_key(resolver: Resolver, kms: Any) -> Resolver:
+    """``resolver`` with ``Ref DataKey`` bound: the key it names, or one created now through ``kms``."""
+    if DATA_KEY in resolver.names or DATA_KEY not in resolver.template["Resources"]:
+        return resolver
+    return replace(resolver, names={**resolver.names, DATA_KEY: create_data_key(kms, resolver)})
 
-    Returns the bucket policy, resolved but not attached: moto evaluates a statement whose
-    ``Condition`` it cannot check as a match, so ``DenyInsecureTransport`` would deny every
-    request, HTTPS or not (AWS applies it only to plain-HTTP requests).
+
+def client_beside(client: Any, service: str) -> Any:
+    """A ``service`` client on ``client``'s region and endpoint (a moto server, or in-process moto)."""
+    import boto3
+
+    endpoint = client.meta.endpoint_url
+    custom = None if endpoint.endswith(".amazonaws.com") else endpoint
+    return boto3.client(service, region_name=client.meta.region_name, endpoint_url=custom)
+
+
+def create_storage(
+    resolver: Resolver, s3: Any, dynamodb: Any, names: Names, kms: Any | None = None
+) -> dict[str, Any]:
+    """The KMS key, the access-log bucket, the model bucket and the tables, from the template.
+
+    The key is created (through ``kms``, else beside ``dynamodb``) unless ``resolver`` already
+    names one (see ``with_data_key``). The
+    access-log bucket gets its policy (S3 checks that it lets the logging service write
+    before it enables logging into it). Returns the model bucket's policy, resolved but not
+    attached: moto evaluates a statement whose ``Condition`` it cannot check as a match, so
+    ``DenyInsecureTransport`` would deny every request, HTTPS or not (AWS applies it only to
+    plain-HTTP requests). Nothing reads the log bucket, so its copy of that statement is harmless.
     """
+    resolver = with_data_key(resolver, kms or client_beside(dynamodb, "kms"))
     resources = resolver.template["Resources"]
+    if names.access_log_bucket:
+        properties = resolver.resolve(resources[ACCESS_LOG_BUCKET]["Properties"])
+        create_bucket(s3, names.access_log_bucket, properties, resolver.region)
+        policy = bucket_policy(resolver, names.access_log_bucket)
+        s3.put_bucket_policy(Bucket=names.access_log_bucket, Policy=json.dumps(policy))
     create_bucket(s3, names.bucket, resolver.resolve(resources[BUCKET]["Properties"]), resolver.region)
     create_table(dynamodb, names.table, resolver.resolve(resources[TABLE]["Properties"]))
     if names.idempotency_table:

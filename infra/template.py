@@ -87,8 +87,8 @@ class Resolver:
     """Evaluates intrinsics for one deployment: parameters, pseudo-parameters and physical names.
 
     ``names`` maps a resource's logical id to what ``Ref`` returns for it; ``attributes``
-    maps ``(logical id, attribute)`` to what ``GetAtt`` returns. ``Arn`` of an S3 bucket or a
-    DynamoDB table is derived from its name when not given.
+    maps ``(logical id, attribute)`` to what ``GetAtt`` returns. ``Arn`` of an S3 bucket, a
+    DynamoDB table or a KMS key is derived from its name (a key's is its id) when not given.
     """
 
     template: Mapping[str, Any]
@@ -141,6 +141,8 @@ class Resolver:
                 return f"arn:aws:s3:::{self.names[resource]}"
             if kind == "AWS::DynamoDB::Table":
                 return f"arn:aws:dynamodb:{self.region}:{self.account_id}:table/{self.names[resource]}"
+            if kind == "AWS::KMS::Key":
+                return f"arn:aws:kms:{self.region}:{self.account_id}:key/{self.names[resource]}"
         raise UnresolvedError(f"GetAtt {resource}.{attribute}: no value was given")
 
     def condition(self, name: str) -> bool:

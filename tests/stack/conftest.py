@@ -53,15 +53,18 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def storage(aws: None, template: dict[str, Any]) -> dict[str, Any]:
-    """The template's bucket and table in moto, seeded with data/credit.csv and the bundled champion."""
+    """The template's key, buckets and tables in moto, with data/credit.csv and the bundled champion."""
     import boto3
 
-    from infra.resources import Names, create_storage
+    from infra.resources import Names, create_storage, with_data_key
     from infra.seed import seed
     from infra.template import Resolver
 
     names = Names.for_stack("stack-test")
-    resolver = Resolver(template, names=names.as_refs(), region="us-east-1", stack_name="stack-test")
+    resolver = with_data_key(
+        Resolver(template, names=names.as_refs(), region="us-east-1", stack_name="stack-test"),
+        boto3.client("kms"),
+    )
     s3, dynamodb = boto3.client("s3"), boto3.client("dynamodb")
     create_storage(resolver, s3, dynamodb, names)
     pointer = seed(s3, names.bucket)

@@ -208,3 +208,20 @@ def test_the_function_under_uvicorn_runs_against_the_local_stack(tmp_path: Path)
             stop(process, signal.SIGTERM)
         finally:
             kill_if_running(process)
+
+
+def test_moto_storage_is_under_the_templates_key_and_logs_access(storage: dict[str, Any]) -> None:
+    """The same key, rotation, table encryption and access logging the template deploys."""
+    import boto3
+
+    names, key_id = storage["names"], storage["resolver"].names["DataKey"]
+    kms = boto3.client("kms")
+    assert kms.get_key_rotation_status(KeyId=key_id)["KeyRotationEnabled"] is True
+    (alias,) = [a for a in kms.list_aliases()["Aliases"] if a.get("TargetKeyId") == key_id]
+    assert alias["AliasName"] == "alias/stack-test-data"
+    key_arn = kms.describe_key(KeyId=key_id)["KeyMetadata"]["Arn"]
+    for table in (names.table, names.idempotency_table):
+        sse = storage["dynamodb"].describe_table(TableName=table)["Table"]["SSEDescription"]
+        assert sse["KMSMasterKeyArn"] == key_arn, table
+    logging = storage["s3"].get_bucket_logging(Bucket=names.bucket)["LoggingEnabled"]
+    assert logging == {"TargetBucket": names.access_log_bucket, "TargetPrefix": "model-bucket/"}

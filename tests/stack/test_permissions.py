@@ -1,4 +1,9 @@
-"""The functions' IAM policies allow exactly the AWS calls their code makes, on exactly their resources."""
+"""The functions' IAM policies allow exactly the AWS calls their code makes, on exactly their resources.
+
+The one exception is KMS: the code never calls it, DynamoDB and SQS do with the function's
+credentials (the tables and the dead-letter queue use the stack's own key). Those grants are
+checked apart: on ``DataKey`` only, and only through a service the function uses.
+"""
 
 from __future__ import annotations
 
@@ -31,10 +36,24 @@ EVENT_ORDER = (
 )
 
 
-def statements(resolver: Resolver, function: str) -> list[dict[str, Any]]:
-    """The function's inline policy statements, resolved (SAM adds only logs and X-Ray to these)."""
+NAMES = {"ModelBucket": "b", "DecisionsTable": "t", "IdempotencyTable": "i", "RiskTeamApiKey": "k1"}
+NAMES |= {"DataKey": "key-1"}
+DATA_KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/key-1"
+
+
+def _through_a_service(statement: dict[str, Any]) -> bool:
+    return "kms:ViaService" in statement.get("Condition", {}).get("StringEquals", {})
+
+
+def all_statements(resolver: Resolver, function: str) -> list[dict[str, Any]]:
+    """The function's inline policy statements, resolved (SAM adds logs, X-Ray and the DLQ's SendMessage)."""
     policies = resolver.template["Resources"][function]["Properties"]["Policies"]
     return [s for policy in resolver.resolve(policies) for s in policy["Statement"]]
+
+
+def statements(resolver: Resolver, function: str) -> list[dict[str, Any]]:
+    """The statements for the calls the code itself makes: all but those used through another service."""
+    return [s for s in all_statements(resolver, function) if not _through_a_service(s)]
 
 
 def code_actions(roots: list[Path], paths: list[Path]) -> set[str]:
@@ -43,30 +62,37 @@ def code_actions(roots: list[Path], paths: list[Path]) -> set[str]:
 
 def test_predict_policy_grants_exactly_the_calls_in_the_handlers_code(template: dict[str, Any]) -> None:
     actions = code_actions([ROOT / "function" / "credit_api" / "main.py"], FUNCTION_CODE)
-    assert actions == policy_actions(
-        statements(
-            Resolver(
-                template,
-                names={
-                    "ModelBucket": "b",
-                    "DecisionsTable": "t",
-                    "IdempotencyTable": "i",
-                    "RiskTeamApiKey": "k1",
-                },
-            ),
-            "PredictFunction",
-        )
-    )
+    assert actions == policy_actions(statements(Resolver(template, names=NAMES), "PredictFunction"))
     assert "s3:PutObject" not in actions  # model_store.publish is reachable from the retrain only
 
 
 def test_retrain_policy_grants_exactly_the_calls_in_the_retrains_code(template: dict[str, Any]) -> None:
     actions = code_actions([ROOT / "training" / "retrain.py"], FUNCTION_CODE + TRAINING_CODE)
-    resolver = Resolver(
-        template,
-        names={"ModelBucket": "b", "DecisionsTable": "t", "IdempotencyTable": "i", "RiskTeamApiKey": "k1"},
-    )
-    assert actions == policy_actions(statements(resolver, "RetrainFunction"))
+    assert actions == policy_actions(statements(Resolver(template, names=NAMES), "RetrainFunction"))
+
+
+def _kms_grants(template: dict[str, Any], function: str) -> dict[str, set[str]]:
+    """Service each KMS grant works through -> its actions; each grant is on DataKey only."""
+    grants: dict[str, set[str]] = {}
+    for statement in all_statements(Resolver(template, names=NAMES), function):
+        if _through_a_service(statement):
+            assert statement["Resource"] == DATA_KEY_ARN, statement
+            service = statement["Condition"]["StringEquals"]["kms:ViaService"]
+            grants[service] = set(policy_actions([statement]))
+    return grants
+
+
+def test_the_functions_use_the_data_key_only_through_dynamodb_and_the_dead_letter_queue(
+    template: dict[str, Any],
+) -> None:
+    """Predict writes and reads the tables; the retrain only scans, and sends failures to its DLQ."""
+    assert _kms_grants(template, "PredictFunction") == {
+        "dynamodb.us-east-1.amazonaws.com": {"kms:Decrypt", "kms:GenerateDataKey"}
+    }
+    assert _kms_grants(template, "RetrainFunction") == {
+        "dynamodb.us-east-1.amazonaws.com": {"kms:Decrypt"},
+        "sqs.us-east-1.amazonaws.com": {"kms:Decrypt", "kms:GenerateDataKey"},
+    }
 
 
 def test_every_call_the_function_sends_is_allowed_on_its_resource(storage: dict[str, Any]) -> None:
@@ -113,18 +139,7 @@ def test_the_analysis_follows_imports_and_ignores_code_the_handler_never_reaches
 
 
 def test_the_policy_check_refuses_a_call_outside_the_granted_prefix(template: dict[str, Any]) -> None:
-    policy = statements(
-        Resolver(
-            template,
-            names={
-                "ModelBucket": "b",
-                "DecisionsTable": "t",
-                "IdempotencyTable": "i",
-                "RiskTeamApiKey": "k1",
-            },
-        ),
-        "PredictFunction",
-    )
+    policy = statements(Resolver(template, names=NAMES), "PredictFunction")
     assert allowed(policy, "s3:GetObject", "arn:aws:s3:::b/models/champion.json")
     assert not allowed(policy, "s3:GetObject", "arn:aws:s3:::b/data/credit.csv")
     assert not allowed(policy, "s3:PutObject", "arn:aws:s3:::b/models/champion.json")

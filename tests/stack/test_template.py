@@ -172,7 +172,11 @@ def test_storage_is_versioned_encrypted_private_and_recoverable(template: dict[s
     assert any("NoncurrentVersionExpiration" in rule for rule in bucket["LifecycleConfiguration"]["Rules"])
 
     resolver = Resolver(template, names={"ModelBucket": "b"})
-    (policy,) = resources_of_type(template, "AWS::S3::BucketPolicy").values()
+    (policy,) = (
+        p
+        for p in resources_of_type(template, "AWS::S3::BucketPolicy").values()
+        if p["Properties"]["Bucket"] == {"Ref": "ModelBucket"}
+    )
     document = resolver.resolve(policy["Properties"])
     assert document["Bucket"] == "b"
     (statement,) = document["PolicyDocument"]["Statement"]
@@ -341,3 +345,92 @@ def test_samconfig_builds_and_deploys_this_template(template: dict[str, Any]) ->
         assert {pair.split("=")[0] for pair in overrides.split()} <= set(template["Parameters"])
     for command in ("local_invoke", "local_start_api"):
         assert (ROOT / default[command]["parameters"]["env_vars"]).resolve() == ROOT / "infra" / "env.json"
+
+
+def _log_group_arns(resolver: Resolver) -> set[str]:
+    groups = resources_of_type(resolver.template, "AWS::Logs::LogGroup").values()
+    return {
+        f"arn:aws:logs:{resolver.region}:{resolver.account_id}:log-group:"
+        + resolver.resolve(group["Properties"]["LogGroupName"])
+        for group in groups
+    }
+
+
+def test_applicant_data_and_logs_are_under_the_stacks_rotating_key(template: dict[str, Any]) -> None:
+    """Both tables hold applicant inputs or what points at them; the key is ours, so is its policy."""
+    data_key = {"Fn::GetAtt": ["DataKey", "Arn"]}
+    for table in ("DecisionsTable", "IdempotencyTable"):
+        sse = template["Resources"][table]["Properties"]["SSESpecification"]
+        assert sse == {"SSEEnabled": True, "SSEType": "KMS", "KMSMasterKeyId": data_key}, table
+    groups = resources_of_type(template, "AWS::Logs::LogGroup")
+    assert len(groups) == 3 and all(g["Properties"]["KmsKeyId"] == data_key for g in groups.values())
+    queue = template["Resources"]["RetrainDeadLetterQueue"]["Properties"]
+    assert queue["KmsMasterKeyId"] == {"Ref": "DataKey"}
+
+    key = template["Resources"]["DataKey"]
+    assert key["Type"] == "AWS::KMS::Key" and key["Properties"]["EnableKeyRotation"] is True
+    assert key["DeletionPolicy"] == "Retain"  # deleting it would make the retained tables unreadable
+    resolver = Resolver(template, stack_name="credit-risk")
+    root, logs = resolver.resolve(key["Properties"]["KeyPolicy"])["Statement"]
+    assert root["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"} and root["Action"] == "kms:*"
+    assert logs["Principal"] == {"Service": "logs.us-east-1.amazonaws.com"}
+    assert "kms:*" not in logs["Action"]
+    # The condition names exactly this stack's log groups: renaming one without the other fails here.
+    assert set(logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]) == _log_group_arns(
+        resolver
+    )
+
+
+def test_predict_concurrency_is_reserved_by_a_parameter(template: dict[str, Any]) -> None:
+    properties = template["Resources"]["PredictFunction"]["Properties"]
+    assert properties["ReservedConcurrentExecutions"] == {"Ref": "PredictReservedConcurrency"}
+    parameter = template["Parameters"]["PredictReservedConcurrency"]
+    assert parameter["MinValue"] <= parameter["Default"] <= parameter["MaxValue"]
+    # Reaching it throttles, and throttles page: the alarm is what makes the cap visible.
+    _alarm(template, "AWS/Lambda", "Throttles", {"Ref": "PredictFunction"})
+
+
+def test_a_failed_retrain_event_is_dead_lettered_and_pages(template: dict[str, Any]) -> None:
+    properties = template["Resources"]["RetrainFunction"]["Properties"]
+    assert properties["DeadLetterQueue"] == {
+        "Type": "SQS",
+        "TargetArn": {"Fn::GetAtt": ["RetrainDeadLetterQueue", "Arn"]},
+    }
+    assert template["Resources"]["RetrainDeadLetterQueue"]["Type"] == "AWS::SQS::Queue"
+    alarm = _alarm(
+        template,
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        {"Fn::GetAtt": ["RetrainDeadLetterQueue", "QueueName"]},
+    )
+    assert alarm["Threshold"] == 1 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+
+
+def test_the_model_bucket_logs_access_to_a_private_expiring_log_bucket(template: dict[str, Any]) -> None:
+    logging = template["Resources"]["ModelBucket"]["Properties"]["LoggingConfiguration"]
+    assert logging["DestinationBucketName"] == {"Ref": "AccessLogBucket"}
+    logs = template["Resources"]["AccessLogBucket"]["Properties"]
+    assert "LoggingConfiguration" not in logs  # a log bucket logging to itself loops
+    assert set(logs["PublicAccessBlockConfiguration"].values()) == {True}
+    assert len(logs["PublicAccessBlockConfiguration"]) == 4
+    assert logs["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    (encryption,) = logs["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"  # S3 logs only to SSE-S3
+    (rule,) = logs["LifecycleConfiguration"]["Rules"]
+    assert rule["Status"] == "Enabled" and rule["ExpirationInDays"] >= 1
+
+    resolver = Resolver(template, names={"ModelBucket": "models", "AccessLogBucket": "logs"})
+    (policy,) = (
+        resolver.resolve(p["Properties"])
+        for p in resources_of_type(template, "AWS::S3::BucketPolicy").values()
+        if p["Properties"]["Bucket"] == {"Ref": "AccessLogBucket"}
+    )
+    delivery, insecure = policy["PolicyDocument"]["Statement"]
+    assert delivery["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+    assert delivery["Action"] == "s3:PutObject"
+    assert delivery["Resource"] == f"arn:aws:s3:::logs/{logging['LogFilePrefix']}*"
+    assert delivery["Condition"]["ArnLike"] == {"aws:SourceArn": "arn:aws:s3:::models"}
+    assert insecure["Effect"] == "Deny" and insecure["Condition"] == {
+        "Bool": {"aws:SecureTransport": "false"}
+    }

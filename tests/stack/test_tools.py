@@ -84,14 +84,22 @@ def test_generated_usage_plan_key_and_stage(transformed: dict[str, Any], templat
 def test_generated_roles_hold_only_the_templates_statements_logs_and_xray(
     transformed: dict[str, Any],
 ) -> None:
-    for function in ("PredictFunction", "RetrainFunction"):
+    """Besides the template's own statements SAM adds only the retrain's SendMessage to its DLQ."""
+    dead_letters = {
+        "Action": "sqs:SendMessage",
+        "Resource": {"Fn::GetAtt": ["RetrainDeadLetterQueue", "Arn"]},
+        "Effect": "Allow",
+    }
+    for function, added in (("PredictFunction", set()), ("RetrainFunction", {"DeadLetterQueuePolicy"})):
         role = transformed["Resources"][f"{function}Role"]["Properties"]
         assert sorted(a.rpartition("/")[2] for a in role["ManagedPolicyArns"]) == [
             "AWSLambdaBasicExecutionRole",
             "AWSXrayWriteOnlyAccess",
         ]
-        (policy,) = role["Policies"]
-        assert all(s["Effect"] == "Allow" for s in policy["PolicyDocument"]["Statement"])
+        policies = {p["PolicyName"]: p["PolicyDocument"]["Statement"] for p in role["Policies"]}
+        assert set(policies) == {f"{function}RolePolicy0"} | added
+        assert all(s["Effect"] == "Allow" for s in policies[f"{function}RolePolicy0"])
+    assert policies["DeadLetterQueuePolicy"] == [dead_letters]
     schedule = transformed["Resources"]["RetrainFunctionSchedule"]
     assert schedule["Type"] == "AWS::Events::Rule"
     assert schedule["Properties"]["ScheduleExpression"] == {"Ref": "RetrainSchedule"}
