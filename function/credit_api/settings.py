@@ -70,7 +70,8 @@ class Settings:
     aws: Bounds = field(default_factory=Bounds)
     """Timeouts, attempts and the per-request deadline for AWS calls (see :mod:`credit_api.aws`)."""
     champion_wait_seconds: float = 2.5
-    """At a cold start, how long a request waits for the S3 champion before serving the bundled model."""
+    """At a cold start, how long a request waits for the S3 champion before serving the bundled model
+    (``CHAMPION_WAIT_SECONDS``; never longer than the request's AWS deadline)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -81,21 +82,23 @@ class Settings:
             value = env.get(name, "").strip()
             return value or None
 
-        refresh = get("MODEL_REFRESH_SECONDS")
-        try:
-            refresh_seconds = float(refresh) if refresh is not None else cls.model_refresh_seconds
-        except ValueError:
-            raise SettingsError(
-                f"MODEL_REFRESH_SECONDS must be a number of seconds, got {refresh!r}"
-            ) from None
-        if refresh_seconds < 0:
-            raise SettingsError(f"MODEL_REFRESH_SECONDS must not be negative, got {refresh!r}")
+        def seconds(name: str, default: float) -> float:
+            raw = get(name)
+            try:
+                value = float(raw) if raw is not None else default
+            except ValueError:
+                raise SettingsError(f"{name} must be a number of seconds, got {raw!r}") from None
+            if not 0 <= value < float("inf"):
+                raise SettingsError(f"{name} must be a non-negative number of seconds, got {raw!r}")
+            return value
+
         return cls(
             model_bucket=get("MODEL_BUCKET"),
             decisions_table=get("DECISIONS_TABLE"),
             idempotency_table=get("IDEMPOTENCY_TABLE"),
             risk_api_key_ids=_key_ids(get("RISK_API_KEY_IDS")),
-            model_refresh_seconds=refresh_seconds,
+            model_refresh_seconds=seconds("MODEL_REFRESH_SECONDS", cls.model_refresh_seconds),
+            champion_wait_seconds=seconds("CHAMPION_WAIT_SECONDS", cls.champion_wait_seconds),
             decisions_db=Path(get("DECISIONS_DB") or cls.decisions_db),
             aws_endpoint_url=get("AWS_ENDPOINT_URL"),
             model_dir=Path(get("MODEL_DIR") or BUNDLED_MODEL_DIR),

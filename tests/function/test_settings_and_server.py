@@ -34,10 +34,16 @@ def test_settings_defaults_and_overrides() -> None:
     assert Settings.from_env({"MODEL_BUCKET": "  "}).model_bucket is None
 
 
-@pytest.mark.parametrize("value", ["soon", "-1"])
-def test_bad_refresh_interval_fails_the_cold_start(value: str) -> None:
-    with pytest.raises(SettingsError, match="MODEL_REFRESH_SECONDS"):
-        Settings.from_env({"MODEL_REFRESH_SECONDS": value})
+@pytest.mark.parametrize("name", ["MODEL_REFRESH_SECONDS", "CHAMPION_WAIT_SECONDS"])
+@pytest.mark.parametrize("value", ["soon", "-1", "nan", "inf"])
+def test_bad_intervals_fail_the_cold_start(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({name: value})
+
+
+def test_champion_wait_is_configurable() -> None:
+    assert Settings.from_env({}).champion_wait_seconds == 2.5
+    assert Settings.from_env({"CHAMPION_WAIT_SECONDS": "8"}).champion_wait_seconds == 8
 
 
 def test_tracing_follows_powertools_rules() -> None:

@@ -199,6 +199,9 @@ def test_built_bundle_against_the_local_stack(
         variables = function_environment(resolver, FUNCTION)
         assert variables["MODEL_BUCKET"] == stack.names.bucket
         env = lambda_environment(template, variables, tool_env) | {"AWS_ENDPOINT_URL": stack.endpoint_url}
+        # Each event is a fresh process, so a loaded machine can take longer than the deployed
+        # 2.5 s to fetch the champion; the fallback itself is tested in tests/function.
+        env["CHAMPION_WAIT_SECONDS"] = "12"
         handler = function_property(template, FUNCTION, "Handler")
         responses: dict[str, Any] = {}
         answers: dict[str, Any] = {}

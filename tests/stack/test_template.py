@@ -194,7 +194,8 @@ def test_storage_is_versioned_encrypted_private_and_recoverable(template: dict[s
 
 
 def _env_names_read(paths: list[Path]) -> set[str]:
-    """Variable names the code reads: ``os.environ["X"]``, ``env["X"]``, ``.get("X")``, ``getenv("X")``."""
+    """Variable names the code reads: ``os.environ["X"]``, ``env["X"]``, ``.get("X")``, ``getenv("X")``,
+    and ``seconds("X", default)`` (Settings' reader of intervals)."""
     names = set()
     for path in paths:
         for node in ast.walk(ast.parse(path.read_text())):
@@ -202,7 +203,7 @@ def _env_names_read(paths: list[Path]) -> set[str]:
             if isinstance(node, ast.Call) and node.args:
                 func = node.func
                 called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-                if called in ("get", "getenv"):
+                if called in ("get", "getenv", "seconds"):
                     argument = node.args[0]
             elif isinstance(node, ast.Subscript) and ast.unparse(node.value) in (
                 "os.environ",
