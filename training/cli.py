@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import re
 import sys
 import tempfile
 from collections import Counter
@@ -54,6 +55,8 @@ SCORE_COLUMNS = (
 )
 """What ``credit score`` adds to each row, after the row's own columns."""
 OUTCOMES = ("approve", "review", "decline")
+JSON_NUMBER = re.compile(r"-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?")
+"""A number as JSON writes it (RFC 8259): what a numeric cell must look like to be sent as one."""
 
 
 def _say(line: str) -> None:
@@ -215,8 +218,11 @@ def score(
     settings = Settings(model_dir=model_dir or BUNDLED_MODEL_DIR)
     with tempfile.TemporaryDirectory(prefix="credit-score-") as tmp:
         decisions = SqliteDecisionLog(log or Path(tmp) / "decisions.sqlite3")
-        service = DecisionService(ModelStore(settings), decisions)
-        scored = _score_rows(service, rows, batch_size, keep_ids=log is not None)
+        try:
+            service = DecisionService(ModelStore(settings), decisions)
+            scored = _score_rows(service, rows, batch_size, keep_ids=log is not None)
+        finally:
+            decisions.close()
     _write_rows(output_csv, header, rows, scored)
     _say(summary(scored))
 
@@ -225,30 +231,29 @@ def applicant_or_errors(row: dict[str, str]) -> tuple[dict[str, Any] | None, str
     """One CSV row as the API's validated applicant, or None and the API's own error messages."""
     from credit_api.api import fields
     from credit_api.errors import field_errors
-    from credit_api.schema import FEATURE_NAMES, Applicant
+    from credit_api.schema import FEATURE_NAMES, NUMERIC, Applicant
     from pydantic import ValidationError
 
     try:
-        applicant = Applicant.model_validate({name: _cell(row[name]) for name in FEATURE_NAMES})
+        applicant = Applicant.model_validate(
+            {name: _cell(row[name], numeric=name in NUMERIC) for name in FEATURE_NAMES}
+        )
     except ValidationError as exc:
         raw = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
         return None, "; ".join(detail["message"] for detail in field_errors(raw))
     return dict(fields(applicant)), ""
 
 
-def _cell(text: str) -> int | float | str | None:
-    """A CSV cell as the JSON value a client would send: whole numbers as int, blank as missing."""
+def _cell(text: str, *, numeric: bool) -> int | float | str | None:
+    """A CSV cell as the JSON value a client would send for it: a number in a numeric column if it
+    is written as one (whole numbers as int, like ``4.0`` in JSON), else the text. Surrounding spaces
+    are CSV layout, not data; a blank cell is a missing input."""
     text = text.strip()
     if not text:
         return None
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        number = float(text)
-    except ValueError:
+    if not numeric or not JSON_NUMBER.fullmatch(text):
         return text
+    number = float(text)
     return int(number) if math.isfinite(number) and number.is_integer() else number
 
 

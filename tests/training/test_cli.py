@@ -289,6 +289,25 @@ def test_load_passes_its_options_and_fails_on_an_integrity_problem(monkeypatch: 
     assert "INTEGRITY: 3 answers were 5xx" in failed.stderr
 
 
+def test_cells_are_read_as_a_client_would_send_them() -> None:
+    from credit_api.schema import EXAMPLE_APPLICANT
+
+    row = {k: str(v) for k, v in EXAMPLE_APPLICANT.items()}
+    assert cli.applicant_or_errors({**row, "amount": " 2500.0 "}) == (
+        {**EXAMPLE_APPLICANT, "amount": 2500},
+        "",
+    )
+    for name, text, expected in [
+        ("amount", "2_500", "amount must be a whole number"),  # Python's int() would take it; JSON not
+        ("amount", "2500.5", "amount must be a whole number"),
+        ("age", "", "age must be a whole number"),
+        ("phone", "1", "phone must be one of"),
+        ("purpose", "Car_new", "purpose must be one of"),
+    ]:
+        applicant, error = cli.applicant_or_errors({**row, name: text})
+        assert applicant is None and expected in error, (name, text, error)
+
+
 def test_summary_counts_each_outcome_and_the_invalid_rows() -> None:
     scored = [{"decision": "approve"}] * 3 + [{"decision": "decline"}, {"error": "age ..."}]
     assert cli.summary(scored) == "approve 3 (60%), review 0 (0%), decline 1 (20%), invalid 1 (20%) of 5 rows"
