@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, get_args
 
 import typer
 
@@ -54,13 +54,8 @@ SCORE_COLUMNS = (
     "error",
 )
 """What ``credit score`` adds to each row, after the row's own columns."""
-OUTCOMES = ("approve", "review", "decline")
 JSON_NUMBER = re.compile(r"-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?")
 """A number as JSON writes it (RFC 8259): what a numeric cell must look like to be sent as one."""
-
-
-def _say(line: str) -> None:
-    typer.echo(line)
 
 
 @app.command(epilog="Example: credit data --raw data/raw/germancredit.csv")
@@ -68,7 +63,9 @@ def data(
     raw: Annotated[
         Path | None,
         typer.Option(
-            help="The UCI germancredit.csv (its sha256 is checked). Default: training.data.RAW_CSV."
+            exists=True,
+            dir_okay=False,
+            help="The UCI germancredit.csv (its sha256 is checked). Default: training.data.RAW_CSV.",
         ),
     ] = None,
     out: Annotated[
@@ -78,13 +75,20 @@ def data(
     """Derive data/credit.csv from the raw UCI file: codes mapped, protected attributes dropped."""
     from training.data import CREDIT_CSV, RAW_CSV, build, sha256_file
 
-    written = build(raw or RAW_CSV, out or CREDIT_CSV)
-    _say(f"wrote {written} sha256={sha256_file(written)}")
+    try:
+        written = build(raw or RAW_CSV, out or CREDIT_CSV)
+    except FileNotFoundError as exc:
+        raise typer.BadParameter(f"no raw file at {exc.filename}", param_hint="--raw") from None
+    except ValueError as exc:  # not the documented file, or a value without a code
+        raise typer.BadParameter(str(exc), param_hint="--raw") from None
+    typer.echo(f"wrote {written} sha256={sha256_file(written)}")
 
 
 @app.command(epilog="Example: credit eda --reports /tmp/reports")
 def eda(
-    data: Annotated[Path | None, typer.Option(help="The data set. Default: data/credit.csv.")] = None,
+    data: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="The data set. Default: data/credit.csv.")
+    ] = None,
     reports: Annotated[
         Path | None, typer.Option(help="Where eda.md and its plots go. Default: reports/.")
     ] = None,
@@ -95,7 +99,7 @@ def eda(
     from training.train import REPORTS_DIR
 
     source = data or CREDIT_CSV
-    _say(f"wrote {write(load(source), reports or REPORTS_DIR, data_sha256=sha256_file(source))}")
+    typer.echo(f"wrote {write(load(source), reports or REPORTS_DIR, data_sha256=sha256_file(source))}")
 
 
 @app.command(
@@ -106,7 +110,10 @@ def eda(
     )
 )
 def train(
-    data: Annotated[Path | None, typer.Option(help="The training data. Default: data/credit.csv.")] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="The training data. Default: data/credit.csv."),
+    ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Where model.onnx and manifest.json go. Default: function/model/.")
     ] = None,
@@ -128,9 +135,9 @@ def train(
         quick=quick,
         reports_dir=reports or REPORTS_DIR,
         n_jobs=jobs,
-        progress=lambda line: typer.echo(line),
+        progress=typer.echo,
     )
-    _say(f"champion {result.champion}: {result.manifest_path}")
+    typer.echo(f"champion {result.champion}: {result.manifest_path}")
 
 
 @app.command(epilog="Example: credit serve --port 8080; then open http://127.0.0.1:8080/")
@@ -161,10 +168,16 @@ def local_stack(
 def seed(
     bucket: Annotated[str, typer.Option(help="The stack's ModelBucketName output.")],
     model_dir: Annotated[
-        Path | None, typer.Option(help="The model to publish as champion. Default: function/model/.")
+        Path | None,
+        typer.Option(
+            exists=True, file_okay=False, help="The model to publish as champion. Default: function/model/."
+        ),
     ] = None,
     data: Annotated[
-        Path | None, typer.Option(help="The training data to upload. Default: data/credit.csv.")
+        Path | None,
+        typer.Option(
+            exists=True, dir_okay=False, help="The training data to upload. Default: data/credit.csv."
+        ),
     ] = None,
 ) -> None:
     """Seed a deployed model bucket once: data/credit.csv under data/ and a model as champion.
@@ -177,7 +190,7 @@ def seed(
     from infra.seed import seed as seed_bucket
 
     pointer = seed_bucket(boto3.client("s3"), bucket, model_dir or BUNDLED_MODEL, data or DATA_CSV)
-    _say(f"s3://{bucket}/{DATA_KEY} uploaded; champion {pointer['model_version']} at {pointer['key']}")
+    typer.echo(f"s3://{bucket}/{DATA_KEY} uploaded; champion {pointer['model_version']} at {pointer['key']}")
 
 
 @app.command(
@@ -189,11 +202,19 @@ def seed(
 )
 def score(
     input_csv: Annotated[
-        Path, typer.Argument(metavar="IN.CSV", help="Applicants, one per row, with a header.")
+        Path,
+        typer.Argument(
+            metavar="IN.CSV", exists=True, dir_okay=False, help="Applicants, one per row, with a header."
+        ),
     ],
     output_csv: Annotated[Path, typer.Argument(metavar="OUT.CSV", help="The rows with their decisions.")],
     model_dir: Annotated[
-        Path | None, typer.Option(help="The model to score with. Default: the bundled function/model/.")
+        Path | None,
+        typer.Option(
+            exists=True,
+            file_okay=False,
+            help="The model to score with. Default: the bundled function/model/.",
+        ),
     ] = None,
     log: Annotated[
         Path | None,
@@ -202,7 +223,7 @@ def score(
             " Default: a temporary log, discarded, and no decision ids in the output."
         ),
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1, max=1000, help="Applicants per model run.")] = 500,
+    batch_size: Annotated[int, typer.Option(min=1, help="Applicants per model run.")] = 500,
 ) -> None:
     """Score a CSV file of applicants locally with the API's own decision code.
 
@@ -224,7 +245,7 @@ def score(
         finally:
             decisions.close()
     _write_rows(output_csv, header, rows, scored)
-    _say(summary(scored))
+    typer.echo(summary(scored))
 
 
 def applicant_or_errors(row: dict[str, str]) -> tuple[dict[str, Any] | None, str]:
@@ -333,11 +354,15 @@ def _write_rows(
 
 def summary(scored: Sequence[dict[str, Any]]) -> str:
     """``approve 3 (60%), review 1 (20%), decline 0 (0%), invalid 1 (20%) of 5 rows``."""
+    from credit_api.policy import Outcome
+
     if not scored:
         return "no rows"
     counts = Counter(result.get("decision") or "invalid" for result in scored)
     total = len(scored)
-    parts = [f"{name} {counts[name]} ({counts[name] / total:.0%})" for name in (*OUTCOMES, "invalid")]
+    parts = [
+        f"{name} {counts[name]} ({counts[name] / total:.0%})" for name in (*get_args(Outcome), "invalid")
+    ]
     return ", ".join(parts) + f" of {total} rows"
 
 
@@ -372,7 +397,7 @@ def retrain(
         session.client("dynamodb", endpoint_url=settings.endpoint_url),
         settings,
     )
-    _say(json.dumps(result.summary(), indent=2))
+    typer.echo(json.dumps(result.summary(), indent=2))
 
 
 @app.command(epilog="Example: credit bench --cold-runs 3 --singles 300 --batches 5 --out /tmp/BENCH.md")
@@ -385,7 +410,7 @@ def bench(
     """Benchmark the function against the obvious scikit-learn + pandas build; writes BENCHMARKS.md."""
     from bench.run import ROOT, Options, run
 
-    _say(run(Options(cold_runs, singles, batches, out or ROOT / "BENCHMARKS.md")))
+    typer.echo(run(Options(cold_runs, singles, batches, out or ROOT / "BENCHMARKS.md")))
 
 
 class LoadConfig(StrEnum):
@@ -422,7 +447,7 @@ def load(
 
     configs = [c.value for c in config] if config else list(CONFIGS)
     text, problems = run(configs, requests_per_client, tuple(level) if level else LEVELS, write=write)
-    _say(text)
+    typer.echo(text)
     for problem in problems:
         typer.echo(f"INTEGRITY: {problem}", err=True)
     if problems:

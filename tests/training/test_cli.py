@@ -171,6 +171,16 @@ def test_data_reproduces_credit_csv(tmp_path: Path) -> None:
     assert sha256_file(CREDIT_CSV) in result.stdout
 
 
+def test_data_refuses_a_raw_file_that_is_not_the_documented_one(tmp_path: Path) -> None:
+    raw = tmp_path / "germancredit.csv"
+    raw.write_text("creditability,age\ngood,30\n")
+    result = runner.invoke(app, ["data", "--raw", str(raw), "--out", str(tmp_path / "credit.csv")])
+    assert result.exit_code == 2
+    message = plain(result.output)
+    assert "Invalid value for --raw:" in message and "has sha256" in message and "expected" in message
+    assert not (tmp_path / "credit.csv").exists()
+
+
 def test_train_passes_its_options_to_the_training_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
