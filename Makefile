@@ -23,13 +23,13 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 function/model/model.onnx: | $(BIN)/.installed
-	$(BIN)/python -m training.train
+	$(BIN)/credit train
 
 train: install
-	$(BIN)/python -m training.train
+	$(BIN)/credit train
 
 run: install function/model/model.onnx
-	$(BIN)/uvicorn credit_api.main:app --host $(HOST) --port $(PORT)
+	$(BIN)/credit serve --host $(HOST) --port $(PORT)
 
 test: install browser sam static
 	$(BIN)/ruff check .
@@ -76,16 +76,16 @@ sam: $(SAM_VENV)/.installed
 
 # moto on 127.0.0.1:5000 with the template's bucket and table and the bundled champion.
 local-stack: install
-	$(BIN)/python -m infra.local_stack
+	$(BIN)/credit local-stack
 
 # The function vs the obvious scikit-learn + pandas build, side by side; writes BENCHMARKS.md.
 bench: install function/model/model.onnx
-	$(BIN)/python -m bench.run
+	$(BIN)/credit bench
 
 # 1, 8, 32 and 64 concurrent clients against uvicorn and the Lambda handler, then an integrity
 # check of the decision log; writes the load section of BENCHMARKS.md. A few minutes.
 load: install function/model/model.onnx
-	$(BIN)/python -m bench.load
+	$(BIN)/credit load
 
 test-fast: install
 	$(BIN)/pytest

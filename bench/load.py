@@ -1,6 +1,6 @@
 """Load campaign: the API under 1, 8, 32 and 64 concurrent clients, then a check that nothing was lost.
 
-``python -m bench.load`` (or ``make load``). Two configurations, each against its own empty
+``credit load`` (or ``make load``). Two configurations, each against its own empty
 SQLite decision log and the bundled model, only on 127.0.0.1:
 
 - ``uvicorn``: ``credit_api.main:app`` under uvicorn, one worker, as ``make run`` serves it.
@@ -25,7 +25,6 @@ Results go to the ``load`` section of ``BENCHMARKS.md`` (``bench.run`` keeps tha
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
@@ -39,6 +38,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -319,7 +319,7 @@ def section(results: dict[str, CampaignResult], per_client: int) -> str:
         BEGIN,
         "## Load (`make load`)",
         "",
-        f"Written by `python -m bench.load` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; load average at"
+        f"Written by `credit load` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; load average at"
         f" the end {load} (2 shared cores: clients and servers compete for them). Each client sends"
         f" {per_client} requests one after another (mostly `POST /predict`, every tenth a batch of"
         f" {BATCH_SIZE}, idempotent retries, `GET /decisions/{{id}}`); a batch counts as one request.",
@@ -353,23 +353,20 @@ def write_section(text: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
     path.write_text(current)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests-per-client", type=int, default=20)
-    parser.add_argument("--levels", type=int, nargs="+", default=list(LEVELS))
-    parser.add_argument("--configs", nargs="+", default=["uvicorn", "lambda"], choices=["uvicorn", "lambda"])
-    parser.add_argument("--no-write", action="store_true", help="print the table, leave BENCHMARKS.md")
-    args = parser.parse_args(argv)
-    results = {c: campaign(c, args.requests_per_client, tuple(args.levels)) for c in args.configs}
-    text = section(results, args.requests_per_client)
-    print(text)
-    if not args.no_write:
+CONFIGS = ("uvicorn", "lambda")
+
+
+def run(
+    configs: Sequence[str] = CONFIGS,
+    per_client: int = 20,
+    levels: tuple[int, ...] = LEVELS,
+    *,
+    write: bool = True,
+) -> tuple[str, list[str]]:
+    """Every campaign, its section (written to ``BENCHMARKS.md`` unless ``write`` is false), and
+    the integrity problems found (none, or the run failed)."""
+    results = {config: campaign(config, per_client, levels) for config in configs}
+    text = section(results, per_client)
+    if write:
         write_section(text)
-    failed = [p for _, problems, _ in results.values() for p in problems]
-    for problem in failed:
-        print(f"INTEGRITY: {problem}", file=sys.stderr)
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return text, [problem for _, problems, _ in results.values() for problem in problems]

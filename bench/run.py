@@ -1,6 +1,6 @@
 """Benchmark the function against the obvious build, side by side, and write ``BENCHMARKS.md``.
 
-``python -m bench.run`` (or ``make bench``). Each measurement runs in a fresh interpreter
+``credit bench`` (or ``make bench``). Each measurement runs in a fresh interpreter
 (:mod:`bench.child`), the two builds interleaved so that load from elsewhere on the machine
 falls on both alike:
 
@@ -19,7 +19,6 @@ file on disk shows what commits and checkpoints add. In Lambda, DynamoDB replace
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -28,6 +27,7 @@ import subprocess  # nosec B404
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -122,16 +122,18 @@ def kept_load_section(path: Path) -> str | None:
     return BEGIN + text.split(BEGIN, 1)[1].split(END, 1)[0] + END
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--cold-runs", type=int, default=12)
-    parser.add_argument("--singles", type=int, default=3000)
-    parser.add_argument("--batches", type=int, default=30)
-    parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
-    options = parser.parse_args()
+@dataclass(frozen=True)
+class Options:
+    """How much to measure, and where the results go."""
 
+    cold_runs: int
+    singles: int
+    batches: int
+    out: Path
+
+
+def run(options: Options) -> str:
+    """Measure both builds, write ``options.out`` and return what was written."""
     # A tmpfs for the benchmark's own throwaway files.
     shm = Path("/dev/shm")  # nosec B108
     with (
@@ -162,11 +164,11 @@ def main() -> None:
         info["load_after"] = " / ".join(f"{x:.2f}" for x in os.getloadavg())
 
     write(options, info, started_at, (estimator, difference), cold, warm, on_disk, aws)
-    print(options.out.read_text())
+    return options.out.read_text()
 
 
 def write(
-    options: argparse.Namespace,
+    options: Options,
     info: dict[str, str],
     started_at: datetime,
     baseline: tuple[str, float],
@@ -207,7 +209,7 @@ def write(
     lines = [
         "# Benchmarks",
         "",
-        "Written by `python -m bench.run` (`make bench`); rerun it rather than editing this file.",
+        "Written by `credit bench` (`make bench`); rerun it rather than editing this file.",
         "",
         f"- Date: {started_at:%Y-%m-%d %H:%M} UTC",
         f"- Machine: {info['cpu']}, {info['memory']}; {info['os']}; Python {info['python']}",
@@ -298,7 +300,3 @@ def write(
     options.out.write_text("\n".join(lines))
     if kept_load:
         write_section(kept_load, options.out)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,4 @@
-"""A local stand-in for the deployed storage: ``python -m infra.local_stack`` (or ``make local-stack``).
+"""A local stand-in for the deployed storage: ``credit local-stack`` (or ``make local-stack``).
 
 Starts a moto server on 127.0.0.1, creates the bucket and the table from ``template.yaml``'s
 own resource definitions, uploads ``data/credit.csv`` to ``data/`` and publishes the bundled
@@ -9,11 +9,9 @@ under uvicorn against "AWS" on loopback. Ctrl-C or SIGTERM stops it cleanly.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import shlex
 import signal
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -112,32 +110,28 @@ def _hold_stop_signals() -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
-    parser.add_argument("--env-file", type=Path, help="also write the exports to this file")
-    args = parser.parse_args(argv)
+def write_exports(stack: LocalStack, env_file: Path) -> None:
+    """The stack's shell exports in ``env_file``, written whole, then renamed: a reader never sees half."""
+    env_file.parent.mkdir(parents=True, exist_ok=True)
+    staged = env_file.with_name(f".{env_file.name}.tmp")
+    staged.write_text(stack.shell_exports() + "\n")
+    staged.replace(env_file)
+
+
+def serve(port: int = DEFAULT_PORT, env_file: Path | None = None) -> None:
+    """Run the local stack until Ctrl-C or SIGTERM, printing how to point the function at it."""
     _hold_stop_signals()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
-    with running(args.port) as stack:
-        exports = stack.shell_exports()
-        if args.env_file:  # written whole, then renamed: a reader never sees half of it
-            args.env_file.parent.mkdir(parents=True, exist_ok=True)
-            staged = args.env_file.with_name(f".{args.env_file.name}.tmp")
-            staged.write_text(exports + "\n")
-            staged.replace(args.env_file)
+    with running(port) as stack:
+        if env_file:
+            write_exports(stack, env_file)
         print(f"moto on {stack.endpoint_url}: bucket {stack.names.bucket}, table {stack.names.table}")
         print(
             f"champion {stack.pointer['model_version']} at s3://{stack.names.bucket}/{stack.pointer['key']}"
         )
         print("Run the function against it (in another shell):\n")
-        print(exports)
-        print(".venv/bin/uvicorn credit_api.main:app --host 127.0.0.1 --port 8000\n")
+        print(stack.shell_exports())
+        print(".venv/bin/credit serve\n")
         print("Ctrl-C stops the local stack.", flush=True)
         signal.sigwait(STOP_SIGNALS)
     print("local stack stopped", flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """Seed a model bucket: ``data/credit.csv`` under ``data/`` and a model directory as champion.
 
-    python -m infra.seed --bucket <ModelBucketName output> [--model-dir function/model]
+    credit seed --bucket <ModelBucketName output> [--model-dir function/model]
 
 Run once after the first ``sam deploy`` (the retrain reads ``data/`` and compares against the
 champion), with the deploying user's AWS credentials. The local stack seeds moto the same way.
@@ -8,7 +8,6 @@ champion), with the deploying user's AWS credentials. The local stack seeds moto
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
@@ -25,20 +24,3 @@ def seed(s3: Any, bucket: str, model_dir: Path = BUNDLED_MODEL, data_csv: Path =
 
     s3.put_object(Bucket=bucket, Key=DATA_KEY, Body=data_csv.read_bytes(), ContentType="text/csv")
     return publish(s3, bucket, model_dir)
-
-
-def main(argv: list[str] | None = None) -> int:
-    import boto3
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bucket", required=True)
-    parser.add_argument("--model-dir", type=Path, default=BUNDLED_MODEL)
-    parser.add_argument("--data", type=Path, default=DATA_CSV)
-    args = parser.parse_args(argv)
-    pointer = seed(boto3.client("s3"), args.bucket, args.model_dir, args.data)
-    print(f"s3://{args.bucket}/{DATA_KEY} uploaded; champion {pointer['model_version']} at {pointer['key']}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

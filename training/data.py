@@ -7,13 +7,12 @@ Four raw attributes are dropped: ``personal_status_and_sex`` and
 ``foreign_worker`` (sex, marital status and national origin may not be credit
 factors) and ``other_debtors_or_guarantors``, ``property``.
 
-Run ``python -m training.data`` to (re)build the file from the raw copy in ``data/raw/``, which
+Run ``credit data`` to (re)build the file from the raw copy in ``data/raw/``, which
 ships in the repository (CC BY 4.0) so the derivation and its tests run from a plain clone.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 from pathlib import Path
 
@@ -158,16 +157,3 @@ def build(raw_csv: Path = RAW_CSV, out_csv: Path = CREDIT_CSV) -> Path:
 def _numeric(raw: pd.DataFrame) -> pd.DataFrame:
     numeric_raw = [raw_name for raw_name, name in RENAME.items() if name in NUMERIC]
     return raw.astype({c: "int64" for c in numeric_raw})
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--raw", type=Path, default=RAW_CSV, help="UCI germancredit.csv")
-    parser.add_argument("--out", type=Path, default=CREDIT_CSV)
-    args = parser.parse_args()
-    out = build(args.raw, args.out)
-    print(f"wrote {out} sha256={sha256_file(out)}")
-
-
-if __name__ == "__main__":
-    main()

@@ -209,7 +209,7 @@ def current_champion(s3: Any, bucket: str) -> LoadedModel | None:
             return None
         raise RuntimeError(
             f"cannot read s3://{bucket}/{POINTER_KEY} ({code}): "
-            "publish a first champion with `python -m infra.seed`, or check the function's role"
+            "publish a first champion with `credit seed`, or check the function's role"
         ) from exc
     return load_from_s3(s3, bucket, read_pointer(s3, bucket))
 

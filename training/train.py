@@ -1,6 +1,6 @@
 """The whole training run: EDA, nested-CV model search, champion, economics, ONNX export.
 
-``python -m training.train`` trains on ``data/credit.csv``, writes ``reports/`` and exports the
+``credit train`` trains on ``data/credit.csv``, writes ``reports/`` and exports the
 champion to ``function/model/`` (the model the function bundles). :func:`train` does the same
 for any validated frame into any directory; the scheduled retrain (``training/retrain.py``)
 calls it on new data. Deterministic for a given seed; progress lines go to ``progress``.
@@ -8,7 +8,6 @@ calls it on new data. Deterministic for a given seed; progress lines go to ``pro
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from threadpoolctl import threadpool_limits
 
 from training import comparison, config, economics, eda
 from training.calibration import PlattCalibrated
-from training.data import CREDIT_CSV, ROOT, load, validate
+from training.data import ROOT, validate
 from training.evaluate import calibration_check, summarise
 from training.export import export, frame_sha256, parity, serialise, single_row_latency, to_onnx
 from training.models import Candidate, build, candidates
@@ -275,28 +274,3 @@ def _train(
         manifest_path=out_dir / MANIFEST_FILE,
         reports_dir=reports_dir,
     )
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=CREDIT_CSV)
-    parser.add_argument("--out", type=Path, default=MODEL_DIR, help="where model.onnx and manifest.json go")
-    parser.add_argument("--reports", type=Path, default=REPORTS_DIR)
-    parser.add_argument("--seed", type=int, default=config.SEED)
-    parser.add_argument("--quick", action="store_true", help="small search, for smoke tests")
-    parser.add_argument("--jobs", type=int, default=2, help="worker processes for the outer folds")
-    args = parser.parse_args()
-    result = train(
-        load(args.data),
-        out_dir=args.out,
-        seed=args.seed,
-        quick=args.quick,
-        reports_dir=args.reports,
-        n_jobs=args.jobs,
-        progress=lambda line: print(line, flush=True),
-    )
-    print(f"champion {result.champion}: {result.manifest_path}")
-
-
-if __name__ == "__main__":
-    main()

@@ -20,6 +20,8 @@ from infra.resources import Names, create_bucket, create_storage
 from infra.template import ROOT, Resolver
 
 HOST = "127.0.0.1"
+CREDIT = Path(sys.executable).with_name("credit")
+"""The installed command line (``[project.scripts]``), as ``make local-stack`` runs it."""
 
 
 def test_storage_gets_every_property_the_template_gives_it(storage: dict[str, Any]) -> None:
@@ -115,7 +117,7 @@ def read_exports(path: Path) -> dict[str, str]:
 def start_stack(tmp_path: Path, port: int) -> tuple[subprocess.Popen[str], dict[str, str]]:
     env_file = tmp_path / "local-stack.env"
     process = subprocess.Popen(
-        [sys.executable, "-m", "infra.local_stack", "--port", str(port), "--env-file", str(env_file)],
+        [str(CREDIT), "local-stack", "--port", str(port), "--env-file", str(env_file)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
