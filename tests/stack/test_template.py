@@ -293,7 +293,8 @@ def _alarm(template: dict[str, Any], namespace: Any, metric: str, dimension_valu
     matches = [
         a["Properties"]
         for a in resources_of_type(template, "AWS::CloudWatch::Alarm").values()
-        if a["Properties"]["Namespace"] == namespace
+        if "Metrics" not in a["Properties"]  # metric-math alarms: see the model-load test
+        and a["Properties"]["Namespace"] == namespace
         and a["Properties"]["MetricName"] == metric
         and any(d["Value"] == dimension_value for d in a["Properties"]["Dimensions"])
     ]
@@ -315,6 +316,27 @@ def test_alarms_watch_the_api_the_functions_drift_and_the_retrain(template: dict
     assert drift["ComparisonOperator"] == "GreaterThanThreshold"
     for alarm in resources_of_type(template, "AWS::CloudWatch::Alarm").values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+
+
+def test_model_load_alarm_adds_the_metrics_the_store_counts(template: dict[str, Any]) -> None:
+    """Requests succeed on the bundled model, so only these counters show that S3 or a new
+    champion failed; the alarm must name exactly what model_store.py counts."""
+    source = (FUNCTION_DIR / "model_store.py").read_text()
+    alarm = template["Resources"]["ModelLoadAlarm"]["Properties"]
+    stats = [m["MetricStat"] for m in alarm["Metrics"] if "MetricStat" in m]
+    service = template["Resources"]["PredictFunction"]["Properties"]["Environment"]["Variables"]
+    for stat in stats:
+        metric = stat["Metric"]
+        assert f'"{metric["MetricName"]}"' in source
+        assert metric["Namespace"] == {"Ref": "MetricsNamespace"}
+        assert metric["Dimensions"] == [{"Name": "service", "Value": service["POWERTOOLS_SERVICE_NAME"]}]
+        assert stat["Stat"] == "Sum"
+    assert {s["Metric"]["MetricName"] for s in stats} == {
+        "ModelFallbackToBundled",
+        "ModelLoadFailures",
+        "ModelRefreshFailures",
+    }
+    assert [m for m in alarm["Metrics"] if m.get("ReturnData", True)][0]["Expression"].count("FILL") == 3
 
 
 def test_outputs_give_the_url_bucket_table_and_key(template: dict[str, Any]) -> None:
