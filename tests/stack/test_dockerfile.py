@@ -25,8 +25,8 @@ from infra.template import ROOT
 
 DOCKERFILE = ROOT / "training" / "Dockerfile"
 REQUIREMENTS = ROOT / "training" / "requirements-retrain.txt"
-API_ONLY = {"uvicorn"}
-"""pyproject dependencies that only serve the API locally and are left out of the retrain image."""
+API_ONLY = {"uvicorn", "typer"}
+"""pyproject dependencies left out of the retrain image: the local server and the command line."""
 PROJECT_PACKAGES = {"credit_api": ROOT / "function" / "credit_api", "training": ROOT / "training"}
 
 

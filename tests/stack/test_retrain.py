@@ -190,7 +190,7 @@ def test_a_better_challenger_is_published_and_the_pointer_flips(deployed: dict[s
     with recorded_calls() as calls:
         result = retrain.retrain(s3, deployed["dynamodb"], deployed["settings"], trainer=train, now=NOW)
 
-    assert result.outcome == "promoted", result.comparison.reason
+    assert result.verdict == "promoted", result.comparison.reason
     assert result.comparison.basis == "120 fresh outcomes"
     assert result.comparison.challenger_auc >= result.comparison.champion_auc + retrain.MIN_AUC_GAIN
     assert result.champion_version == "champion-1" and result.challenger_version == "challenger-good"
@@ -204,7 +204,7 @@ def test_a_better_challenger_is_published_and_the_pointer_flips(deployed: dict[s
     expected = {f"{prefix}/retrain.json", f"{prefix}/reports/models.md", f"{prefix}/manifest.json"}
     assert set(objects(s3, bucket, prefix)) == expected
     report = json.loads(s3.get_object(Bucket=bucket, Key=f"{prefix}/retrain.json")["Body"].read())
-    assert report["outcome"] == "promoted" and report["pointer"] == pointer
+    assert report["verdict"] == "promoted" and report["pointer"] == pointer
     assert report["drift"]["sample_size"] == 120 and report["drift"]["max_psi"] < monitor.DRIFT_ALERT
 
     policy = statements(deployed["resolver"], "RetrainFunction")
@@ -223,7 +223,7 @@ def test_fresh_outcomes_overrule_a_flattering_cross_validation(deployed: dict[st
         deployed["s3"], deployed["dynamodb"], deployed["settings"], trainer=trainer("flattering"), now=NOW
     )
     assert result.comparison.basis == "120 fresh outcomes"
-    assert result.outcome == "kept", result.comparison.reason
+    assert result.verdict == "kept", result.comparison.reason
 
 
 def test_a_challenger_that_does_not_beat_the_champion_changes_nothing(deployed: dict[str, Any]) -> None:
@@ -233,7 +233,7 @@ def test_a_challenger_that_does_not_beat_the_champion_changes_nothing(deployed: 
     result = retrain.retrain(
         s3, deployed["dynamodb"], deployed["settings"], trainer=trainer("random"), now=NOW
     )
-    assert result.outcome == "kept" and result.pointer is None
+    assert result.verdict == "kept" and result.pointer is None
     assert result.comparison.basis == "cross-validation"
     assert result.comparison.champion_auc == CHAMPION_CV_AUC
     assert "does not beat" in result.comparison.reason
@@ -242,7 +242,7 @@ def test_a_challenger_that_does_not_beat_the_champion_changes_nothing(deployed: 
     report = json.loads(
         s3.get_object(Bucket=bucket, Key=f"reports/retrain/{result.run_id}/retrain.json")["Body"].read()
     )
-    assert report["outcome"] == "kept" and report["drift"]["skipped"]  # no decisions: too few for PSI
+    assert report["verdict"] == "kept" and report["drift"]["skipped"]  # no decisions: too few for PSI
 
 
 EMIT_METRICS = """
@@ -308,7 +308,7 @@ def test_no_champion_yet_promotes_the_first_challenger(aws: None, storage: dict[
     s3.delete_object(Bucket=bucket, Key="models/champion.json")
     settings = retrain.RetrainSettings(bucket=bucket, table=storage["names"].table)
     result = retrain.retrain(s3, storage["dynamodb"], settings, trainer=trainer("random"), now=NOW)
-    assert result.outcome == "promoted" and result.champion_version is None
+    assert result.verdict == "promoted" and result.champion_version is None
     assert result.comparison.reason == "no champion has been published"
 
 
@@ -346,7 +346,7 @@ def test_scheduled_event_runs_the_real_search(
     )
     assert comparison["basis"] == "cross-validation" and comparison["champion_auc"] == champion_cv
     promote = champion_cv is None or challenger >= champion_cv + retrain.MIN_AUC_GAIN
-    assert summary["outcome"] == ("promoted" if promote else "kept")
+    assert summary["verdict"] == ("promoted" if promote else "kept")
     s3 = storage["s3"]
     keys = objects(s3, names.bucket, f"reports/retrain/{summary['run_id']}/")
     assert any(k.endswith("retrain.json") for k in keys) and any(k.endswith(".md") for k in keys)
