@@ -8,8 +8,8 @@ Two sources: the model bundled with the function (``function/model/``), or, when
 
 ``key`` is a prefix holding ``model.onnx`` and ``manifest.json``; the registry
 (:mod:`credit_api.registry`) writes both and then the pointer, so a reader never sees a
-pointer to a half-written version (the pointer may carry more: the registry's change record
-and lineage, which serving ignores). A model is
+pointer to a half-written version (the pointer may carry more: ``manifest_sha256``, checked
+when present, and the registry's change record and lineage, which serving ignores). A model is
 served only after its bytes match the pointer's and the manifest's sha256, the manifest's
 schema hash matches this code's schema, and one row scores to a probability. A pointer
 that is not a JSON object with those three strings is refused like a bad model.
@@ -167,6 +167,9 @@ def load_from_s3(s3: Any, bucket: str, pointer: dict[str, str]) -> LoadedModel:
     prefix = pointer["key"].rstrip("/")
     model_bytes = _get(s3, bucket, f"{prefix}/{MODEL_FILE}")
     manifest_bytes = _get(s3, bucket, f"{prefix}/{MANIFEST_FILE}")
+    expected_manifest = pointer.get("manifest_sha256")
+    if expected_manifest and sha256(manifest_bytes) != expected_manifest:
+        raise ModelLoadError(f"manifest.json sha256 does not match the pointer's {expected_manifest[:12]}")
     model = build(
         model_bytes, manifest_bytes, source=f"s3://{bucket}/{prefix}", expected_sha256=pointer["sha256"]
     )

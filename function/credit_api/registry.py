@@ -14,10 +14,10 @@ is a no-op (a retried run); different bytes under the same name are refused.
 **The change record lives in the pointer.** Each switch of the champion is one conditional
 ``PutObject`` of ``models/champion.json`` whose document carries the switch and why::
 
-    {"model_version", "key", "sha256", "published_at",
+    {"model_version", "key", "sha256", "manifest_sha256", "published_at",
      "change": {"action": "promote" | "rollback", "by", "reason", "previous_version",
                 "metrics", "comparison", "report_key"},
-     "lineage": [{"model_version", "key", "sha256"}, ...]}
+     "lineage": [{"model_version", "key", "sha256", "manifest_sha256"}, ...]}
 
 The bucket is versioned, so the history is the pointer's own object versions, newest first
 (:func:`history`). One write is the switch and its record together, so no crash can leave a
@@ -54,6 +54,7 @@ from credit_api.model_store import (
     build,
     load_from_s3,
     parse_pointer,
+    sha256,
 )
 
 MODELS_PREFIX = "models/"
@@ -115,9 +116,15 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+REF_FIELDS = ("model_version", "key", "sha256")
+
+
 def ref_of(document: Mapping[str, Any]) -> dict[str, str]:
-    """The three fields that name a stored version (and that the function checks)."""
-    return {k: document[k] for k in ("model_version", "key", "sha256")}
+    """The fields that name a stored version and fix its bytes (the function checks them all)."""
+    ref = {k: document[k] for k in REF_FIELDS}
+    if isinstance(document.get("manifest_sha256"), str):
+        ref["manifest_sha256"] = document["manifest_sha256"]
+    return ref
 
 
 def version_key(model_version: str, sha256: str) -> str:
@@ -153,7 +160,8 @@ def store(
     key = version_key(model.version, model.sha256)
     _put_once(s3, bucket, f"{key}/{MODEL_FILE}", model_bytes, "application/octet-stream")
     _put_once(s3, bucket, f"{key}/{MANIFEST_FILE}", manifest_bytes, "application/json")
-    return {"model_version": model.version, "key": key, "sha256": model.sha256}, model
+    ref = {"model_version": model.version, "key": key, "sha256": model.sha256}
+    return {**ref, "manifest_sha256": sha256(manifest_bytes)}, model
 
 
 def store_dir(s3: Any, bucket: str, model_dir: Path | str) -> tuple[dict[str, str], LoadedModel]:
@@ -185,15 +193,19 @@ def list_versions(s3: Any, bucket: str) -> list[dict[str, str]]:
         for prefix in page.get("CommonPrefixes", []):
             key = prefix["Prefix"].rstrip("/")
             try:
-                manifest = json.loads(
-                    s3.get_object(Bucket=bucket, Key=f"{key}/{MANIFEST_FILE}")["Body"].read()
-                )
+                raw = s3.get_object(Bucket=bucket, Key=f"{key}/{MANIFEST_FILE}")["Body"].read()
             except Exception as exc:
                 if error_code(exc) in MISSING_CODES:
                     continue  # an interrupted store: the model without its manifest
                 raise
+            manifest = json.loads(raw)
             found.append(
-                {"model_version": manifest["model_version"], "key": key, "sha256": manifest["onnx_sha256"]}
+                {
+                    "model_version": manifest["model_version"],
+                    "key": key,
+                    "sha256": manifest["onnx_sha256"],
+                    "manifest_sha256": sha256(raw),
+                }
             )
     return found
 
@@ -258,9 +270,10 @@ def _lineage(pointer: Mapping[str, Any] | None) -> list[dict[str, str]]:
     lineage = pointer.get("lineage") if pointer else None
     if not isinstance(lineage, list):
         return []
-    fields = ("model_version", "key", "sha256")
     return [
-        ref_of(r) for r in lineage if isinstance(r, dict) and all(isinstance(r.get(k), str) for k in fields)
+        ref_of(r)
+        for r in lineage
+        if isinstance(r, dict) and all(isinstance(r.get(k), str) for k in REF_FIELDS)
     ]
 
 
@@ -276,7 +289,7 @@ def switch(s3: Any, bucket: str, pointer: Mapping[str, Any], current: Champion) 
             **condition,
         )
     except Exception as exc:
-        if error_code(exc) in CONFLICT_CODES:
+        if error_code(exc) in CONFLICT_CODES | (MISSING_CODES if current.etag else set()):
             raise ChampionChanged(
                 f"the champion is no longer {current.version!r}: another run or command switched it"
             ) from exc
@@ -298,7 +311,7 @@ def promote(
     """Make a stored version champion, after verifying it; conditional on ``current`` (default: now)."""
     model = verify(s3, bucket, ref)
     current = current if current is not None else read_champion(s3, bucket)
-    if current.pointer is not None and ref_of(current.pointer) == ref_of(ref):
+    if current.pointer is not None and current.pointer["key"] == ref["key"]:
         return current.pointer
     pointer = plan(
         ref,
@@ -406,8 +419,12 @@ def history(s3: Any, bucket: str) -> list[dict[str, Any]]:
                 body = s3.get_object(Bucket=bucket, Key=POINTER_KEY, VersionId=version["VersionId"])
                 versions.append(_entry(body["Body"].read(), version))
         markers.extend(_deleted(m) for m in page.get("DeleteMarkers", []) if m["Key"] == POINTER_KEY)
-    # S3 lists a key's versions newest first; the stable sort keeps that order within a second.
-    return sorted([*versions, *markers], key=lambda e: e["recorded_at"], reverse=True)
+    # S3 lists a key's versions newest first, to the second; the stable sort keeps that order
+    # within a second, and the latest (version or delete marker) goes first.
+    entries = sorted([*versions, *markers], key=lambda e: (e["recorded_at"], e["latest"]), reverse=True)
+    for entry in entries:
+        del entry["latest"]
+    return entries
 
 
 def _deleted(marker: Mapping[str, Any]) -> dict[str, Any]:
@@ -425,6 +442,7 @@ def _deleted(marker: Mapping[str, Any]) -> dict[str, Any]:
         "report_key": None,
         "s3_version_id": marker["VersionId"],
         "recorded_at": marker["LastModified"].isoformat(),
+        "latest": marker["IsLatest"],
     }
 
 
@@ -449,4 +467,5 @@ def _entry(body: bytes, version: Mapping[str, Any]) -> dict[str, Any]:
         "report_key": change.get("report_key"),
         "s3_version_id": version["VersionId"],
         "recorded_at": version["LastModified"].isoformat(),
+        "latest": version["IsLatest"],
     }
