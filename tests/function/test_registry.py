@@ -19,8 +19,10 @@ BUCKET = "registry-test"
 
 @pytest.fixture(scope="module")
 def client() -> Any:
-    """One S3 client for the module (making one costs ~0.5 s); moto mocks it in each test's ``aws``."""
+    """One S3 client for the module (making one costs ~0.5 s); moto mocks it in each test's ``aws``
+    (moto adds its handler to botocore's built-in ones on import, so it is imported first)."""
     import boto3
+    import moto  # noqa: F401
 
     return boto3.client(
         "s3", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
