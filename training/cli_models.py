@@ -74,7 +74,7 @@ def history(
     as_json: Json = False,
 ) -> None:
     """Every change of champion, newest first: when, what, from which version, by whom, why."""
-    entries = registry.history(_s3(), bucket)[:limit]
+    entries = registry.history(_s3(), bucket, limit=limit)
     if as_json:
         _echo_json(entries)
         return
@@ -124,3 +124,7 @@ def rollback(
     except registry.RegistryError as exc:
         raise _fail(exc) from exc
     typer.echo(f"champion: {pointer['model_version']} ({pointer['key']})")
+
+
+if __name__ == "__main__":
+    app()

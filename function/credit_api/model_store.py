@@ -167,14 +167,14 @@ def load_from_s3(s3: Any, bucket: str, pointer: dict[str, str]) -> LoadedModel:
     prefix = pointer["key"].rstrip("/")
     model_bytes = _get(s3, bucket, f"{prefix}/{MODEL_FILE}")
     manifest_bytes = _get(s3, bucket, f"{prefix}/{MANIFEST_FILE}")
-    expected_manifest = pointer.get("manifest_sha256")
-    if expected_manifest and sha256(manifest_bytes) != expected_manifest:
-        raise ModelLoadError(f"manifest.json sha256 does not match the pointer's {expected_manifest[:12]}")
     model = build(
         model_bytes, manifest_bytes, source=f"s3://{bucket}/{prefix}", expected_sha256=pointer["sha256"]
     )
     if model.version != pointer["model_version"]:
         raise ModelLoadError(f"pointer names {pointer['model_version']!r}, manifest says {model.version!r}")
+    expected_manifest = pointer.get("manifest_sha256")  # a manifest edited after its promotion
+    if expected_manifest and sha256(manifest_bytes) != expected_manifest:
+        raise ModelLoadError(f"manifest.json sha256 does not match the pointer's {expected_manifest[:12]}")
     return replace(model, load_ms=(time.perf_counter() - started) * 1000)
 
 

@@ -55,7 +55,7 @@ def run(event: Any, s3: Any, bucket: str, request_id: str) -> dict[str, Any]:
         raise BadEvent("the event must be a JSON object")
     action = event.get("action")
     if action == "history":
-        entries = registry.history(s3, bucket)[: _limit(event)]
+        entries = registry.history(s3, bucket, limit=_limit(event))
         return {"status": 200, "action": "history", "entries": entries}
     if action == "rollback":
         reason = _text(event, "reason", required=True) or ""

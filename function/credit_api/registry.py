@@ -408,14 +408,15 @@ def rollback(s3: Any, bucket: str, to: str | None = None, *, by: str, reason: st
 # ---------------------------------------------------------------- history
 
 
-def history(s3: Any, bucket: str) -> list[dict[str, Any]]:
-    """Every change of champion, newest first: the pointer's object versions, each read back."""
+def history(s3: Any, bucket: str, limit: int | None = None) -> list[dict[str, Any]]:
+    """Every change of champion (or the ``limit`` newest), newest first: the pointer's object
+    versions, each read back (S3 lists them newest first, so reading stops at ``limit``)."""
     versions: list[dict[str, Any]] = []
     markers: list[dict[str, Any]] = []
     paginator = s3.get_paginator("list_object_versions")
     for page in paginator.paginate(Bucket=bucket, Prefix=POINTER_KEY):
         for version in page.get("Versions", []):
-            if version["Key"] == POINTER_KEY:
+            if version["Key"] == POINTER_KEY and (limit is None or len(versions) < limit):
                 body = s3.get_object(Bucket=bucket, Key=POINTER_KEY, VersionId=version["VersionId"])
                 versions.append(_entry(body["Body"].read(), version))
         markers.extend(_deleted(m) for m in page.get("DeleteMarkers", []) if m["Key"] == POINTER_KEY)
@@ -424,7 +425,7 @@ def history(s3: Any, bucket: str) -> list[dict[str, Any]]:
     entries = sorted([*versions, *markers], key=lambda e: (e["recorded_at"], e["latest"]), reverse=True)
     for entry in entries:
         del entry["latest"]
-    return entries
+    return entries[:limit]
 
 
 def _deleted(marker: Mapping[str, Any]) -> dict[str, Any]:
