@@ -31,8 +31,12 @@ overwrites blindly.
 current one replaced (oldest first, at most ``LINEAGE_LIMIT``): a promotion pushes the old
 champion, a rollback to a version in the stack pops down to it. So "roll back" twice walks
 back two promotions instead of toggling between the last two models, and it still works
-after the bucket's lifecycle rule has expired old pointer versions (``template.yaml`` keeps
-noncurrent versions 90 days, and always the 10 newest).
+after the bucket's lifecycle rule has expired old pointer versions.
+
+**Retention.** ``template.yaml`` expires noncurrent object versions after 90 days, always
+keeping the 10 newest, so :func:`history` reaches back at least that far; an audit trail for
+the life of every model (SR 11-7) needs that rule scoped away from ``models/champion.json``.
+Stored versions are current objects and never expire.
 """
 
 from __future__ import annotations
