@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Annotated, Any, get_args
 
 import typer
 
+from training import cli_models
+
 if TYPE_CHECKING:
     from credit_api.service import DecisionService
 
@@ -42,6 +44,7 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+app.add_typer(cli_models.app, name="models")
 
 SCORE_COLUMNS = (
     "decision",

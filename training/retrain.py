@@ -20,19 +20,33 @@ One run:
    **Rule: promote when challenger AUC >= champion AUC + MIN_AUC_GAIN.** With no champion,
    or a champion without a cross-validated AUC (the provisional bootstrap model) and too few
    fresh outcomes, the challenger is promoted.
-5. Always write the run's report under ``reports/retrain/<run id>/``; when promoting,
-   publish the challenger with :func:`credit_api.model_store.publish`, which uploads the
-   versioned model and manifest and then flips ``models/champion.json``.
+5. Always write the run's report under ``reports/retrain/<run id>/``. When promoting, the
+   challenger is stored as an immutable verified version (:mod:`credit_api.registry`), the
+   report is written, and only then is the pointer switched: the pointer's change record
+   names the report, so no promotion exists without its report.
+
+**Safe promotion.** The champion and its ETag are read once, at the start; the switch is
+conditional on that ETag. If another run or an operator changed the champion meanwhile,
+the run reads the new champion, compares the challenger against it by the same rule, and
+either switches conditionally once more or stops: verdict ``superseded``. The report is
+rewritten with each new decision before the switch it describes. A report left saying
+``promoted`` by a run that died before its switch describes a switch that never happened:
+the champion's history (``credit models history``) is the record of what did.
+
+The run's **verdict** is ``promoted``, ``kept`` or ``superseded`` (not "outcome": that word
+is the loan's observed default).
 
 Metrics (EMF, namespace from ``POWERTOOLS_METRICS_NAMESPACE``): ``RetrainPromoted``,
-``RetrainKept``, ``ChallengerAuc``, ``ChampionAuc``, ``OutcomesUsed``, ``TrainingRows``,
-``DriftPsiMax`` (the template's drift alarm) and ``DriftPsi`` per ``input`` dimension.
+``RetrainKept``, ``RetrainSuperseded``, ``ChallengerAuc``, ``ChampionAuc``, ``OutcomesUsed``,
+``TrainingRows``, ``DriftPsiMax`` (the template's drift alarm) and ``DriftPsi`` per ``input``
+dimension.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -44,9 +58,10 @@ import numpy as np
 import pandas as pd
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from credit_api import registry
 from credit_api.aws import error_code
 from credit_api.decision_log import from_attribute
-from credit_api.model_store import POINTER_KEY, LoadedModel, load_from_s3, publish, read_pointer
+from credit_api.model_store import POINTER_KEY, LoadedModel
 from credit_api.schema import FEATURE_NAMES, TARGET, Applicant
 from sklearn.metrics import roc_auc_score
 
@@ -66,6 +81,7 @@ CV_AUC = "roc_auc"
 """The key of the nested-CV ROC AUC in ``TrainResult.cv_metrics`` and ``Manifest.metrics``."""
 DRIFT_WINDOW_DAYS = 30
 REPORT_SUFFIXES = (".md", ".json", ".png", ".csv")
+VERDICTS = ("promoted", "kept", "superseded")
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "credit-retrain")
 metrics = Metrics(
@@ -128,7 +144,7 @@ class Outcomes:
 @dataclass
 class RetrainResult:
     run_id: str
-    outcome: str
+    verdict: str
     comparison: Comparison
     training_rows: int
     outcomes_used: int
@@ -136,8 +152,10 @@ class RetrainResult:
     challenger_version: str
     champion_version: str | None
     drift: dict[str, Any]
-    pointer: dict[str, str] | None = None
+    pointer: dict[str, Any] | None = None
     report_keys: list[str] = field(default_factory=list)
+    champion_changed_to: list[str | None] = field(default_factory=list)
+    """Champions found to have replaced the one the run started from, in the order found."""
 
     def summary(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self), default=str))
@@ -195,23 +213,24 @@ def _parse_time(value: Any) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def current_champion(s3: Any, bucket: str) -> LoadedModel | None:
-    """The served champion, verified as the function verifies it; ``None`` if none was ever published.
+def current_champion(s3: Any, bucket: str) -> tuple[registry.Champion, LoadedModel | None]:
+    """The champion pointer with its ETag, and its model verified as the function verifies it.
 
     Without ``s3:ListBucket`` (the role does not have it) S3 answers 403, not 404, for a
     missing pointer: that fails the run with a message saying what to do.
     """
     try:
-        s3.head_object(Bucket=bucket, Key=POINTER_KEY)
+        champion = registry.read_champion(s3, bucket)
     except Exception as exc:
-        code = error_code(exc)
-        if code in ("404", "NoSuchKey"):
-            return None
         raise RuntimeError(
-            f"cannot read s3://{bucket}/{POINTER_KEY} ({code}): "
+            f"cannot read s3://{bucket}/{POINTER_KEY} ({error_code(exc)}): "
             "publish a first champion with `credit seed`, or check the function's role"
         ) from exc
-    return load_from_s3(s3, bucket, read_pointer(s3, bucket))
+    if champion.invalid:
+        raise RuntimeError(f"{champion.invalid}: fix it with `credit models promote` before retraining")
+    if champion.pointer is None:
+        return champion, None
+    return champion, registry.verify(s3, bucket, registry.ref_of(champion.pointer))
 
 
 def auc(labels: np.ndarray, probabilities: np.ndarray) -> float:
@@ -267,18 +286,79 @@ def _fresh(
     return rows[TARGET].to_numpy(), oof[positions], champion_probabilities
 
 
-def upload_reports(s3: Any, bucket: str, prefix: str, directory: Path, result: RetrainResult) -> list[str]:
-    """The run's ``retrain.json`` and the challenger's training reports, under ``prefix``."""
+def upload_training_reports(s3: Any, bucket: str, prefix: str, directory: Path) -> list[str]:
+    """The challenger's training reports (and its manifest), under ``prefix``."""
     keys = []
     for path in sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix in REPORT_SUFFIXES):
         key = f"{prefix}/{path.relative_to(directory).as_posix()}"
         s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
         keys.append(key)
-    key = f"{prefix}/retrain.json"
-    result.report_keys = [*keys, key]
+    return keys
+
+
+def write_report(s3: Any, bucket: str, key: str, result: RetrainResult) -> None:
     body = json.dumps(result.summary(), indent=2).encode()
     s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
-    return result.report_keys
+
+
+@dataclass
+class _Run:
+    """What a run carries from its comparison to its switch."""
+
+    s3: Any
+    bucket: str
+    frame: pd.DataFrame
+    base_rows: int
+    outcomes: Outcomes
+    challenger: Challenger
+    report_key: str
+
+
+def _judge(run: _Run, champion: LoadedModel | None) -> Comparison:
+    return compare(
+        challenger_cv_auc=float(run.challenger.cv_metrics[CV_AUC]),
+        champion_cv_auc=champion.manifest.metrics.get(CV_AUC) if champion else None,
+        has_champion=champion is not None,
+        fresh=_fresh(
+            run.frame, run.base_rows, run.outcomes, champion, np.asarray(run.challenger.oof_probabilities)
+        ),
+    )
+
+
+def _promote(run: _Run, result: RetrainResult, started_from: registry.Champion) -> None:
+    """Store the challenger, then (report first) switch conditionally; re-compare once if beaten to it."""
+    ref, _ = registry.store_dir(run.s3, run.bucket, Path(run.challenger.manifest_path).parent)
+    current = started_from
+    for attempt in (1, 2):
+        result.verdict = "promoted"
+        result.pointer = registry.plan(
+            ref,
+            current,
+            action="promote",
+            by=f"retrain:{result.run_id}",
+            reason=result.comparison.reason,
+            metrics=run.challenger.cv_metrics,
+            comparison=asdict(result.comparison),
+            report_key=run.report_key,
+        )
+        write_report(run.s3, run.bucket, run.report_key, result)
+        try:
+            registry.switch(run.s3, run.bucket, result.pointer, current)
+            return
+        except registry.ChampionChanged:
+            result.pointer = None
+            current, champion = current_champion(run.s3, run.bucket)
+            result.champion_changed_to.append(current.version)
+            result.champion_version = current.version
+            result.comparison = _judge(run, champion)
+            logger.warning(
+                "the champion changed during the run",
+                extra={"champion": current.version, "promote": result.comparison.promote, "attempt": attempt},
+            )
+            if attempt == 2 or not result.comparison.promote:
+                break
+    result.verdict = "superseded"
+    write_report(run.s3, run.bucket, run.report_key, result)
 
 
 def retrain(
@@ -294,14 +374,15 @@ def retrain(
     if trainer is None:
         from training.train import train as trainer
     now = now or datetime.now(UTC)
-    run_id = now.strftime("%Y%m%dT%H%M%SZ")
+    run_id = f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"  # overlapping runs, distinct reports
+    prefix = f"{REPORTS_PREFIX}/{run_id}"
     with tempfile.TemporaryDirectory(prefix="retrain-") as tmp:
         work = Path(tmp)
+        started_from, champion = current_champion(s3, settings.bucket)
         records = scan_decisions(dynamodb, settings.table)
         outcomes = outcome_rows(records)
         base = read_base_frame(s3, settings.bucket, work)
         frame = combined_frame(base, outcomes.rows)
-        champion = current_champion(s3, settings.bucket)
         drift_report = (
             monitor.drift(
                 champion.manifest.reference_distributions,
@@ -316,17 +397,12 @@ def retrain(
             extra={"rows": len(frame), "outcomes": len(outcomes.rows), "rejected": outcomes.rejected},
         )
         challenger = trainer(frame, out_dir=work / "challenger", seed=seed, quick=settings.quick)
-        comparison = compare(
-            challenger_cv_auc=float(challenger.cv_metrics[CV_AUC]),
-            champion_cv_auc=champion.manifest.metrics.get(CV_AUC) if champion else None,
-            has_champion=champion is not None,
-            fresh=_fresh(frame, len(base), outcomes, champion, np.asarray(challenger.oof_probabilities)),
-        )
-        model_dir = Path(challenger.manifest_path).parent
+        run = _Run(s3, settings.bucket, frame, len(base), outcomes, challenger, f"{prefix}/retrain.json")
+        comparison = _judge(run, champion)
         challenger_version = json.loads(Path(challenger.manifest_path).read_text())["model_version"]
         result = RetrainResult(
             run_id=run_id,
-            outcome="promoted" if comparison.promote else "kept",
+            verdict="promoted" if comparison.promote else "kept",
             comparison=comparison,
             training_rows=len(frame),
             outcomes_used=len(outcomes.rows),
@@ -335,17 +411,21 @@ def retrain(
             champion_version=champion.version if champion else None,
             drift=drift_report,
         )
+        keys = upload_training_reports(s3, settings.bucket, prefix, work / "challenger")
+        result.report_keys = [*keys, run.report_key]
         if comparison.promote:
-            result.pointer = publish(s3, settings.bucket, model_dir)
-        upload_reports(s3, settings.bucket, f"{REPORTS_PREFIX}/{run_id}", work / "challenger", result)
-    logger.info("retrain finished", extra={"outcome": result.outcome, "reason": comparison.reason})
+            _promote(run, result, started_from)
+        else:
+            write_report(s3, settings.bucket, run.report_key, result)
+    logger.info("retrain finished", extra={"verdict": result.verdict, "reason": result.comparison.reason})
     return result
 
 
 def record_metrics(result: RetrainResult) -> None:
     """The run as EMF metrics; ``DriftPsiMax`` feeds the template's drift alarm."""
-    metrics.add_metric(name="RetrainPromoted", unit=MetricUnit.Count, value=int(result.outcome == "promoted"))
-    metrics.add_metric(name="RetrainKept", unit=MetricUnit.Count, value=int(result.outcome == "kept"))
+    for verdict in VERDICTS:
+        name = f"Retrain{verdict.capitalize()}"
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=int(result.verdict == verdict))
     metrics.add_metric(name="ChallengerAuc", unit=MetricUnit.NoUnit, value=result.comparison.challenger_auc)
     if result.comparison.champion_auc is not None:
         metrics.add_metric(name="ChampionAuc", unit=MetricUnit.NoUnit, value=result.comparison.champion_auc)

@@ -6,8 +6,10 @@ Two sources: the model bundled with the function (``function/model/``), or, when
     {"model_version": "...", "key": "models/<version>-<sha12>", "sha256": "<of model.onnx>",
      "published_at": "..."}
 
-``key`` is a prefix holding ``model.onnx`` and ``manifest.json``; :func:`publish` writes both
-and then the pointer, so a reader never sees a pointer to a half-written version. A model is
+``key`` is a prefix holding ``model.onnx`` and ``manifest.json``; the registry
+(:mod:`credit_api.registry`) writes both and then the pointer, so a reader never sees a
+pointer to a half-written version (the pointer may carry more: ``manifest_sha256``, checked
+when present, and the registry's change record and lineage, which serving ignores). A model is
 served only after its bytes match the pointer's and the manifest's sha256, the manifest's
 schema hash matches this code's schema, and one row scores to a probability. A pointer
 that is not a JSON object with those three strings is refused like a bad model.
@@ -39,7 +41,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -143,7 +144,11 @@ def _get(s3: Any, bucket: str, key: str) -> bytes:
 
 
 def read_pointer(s3: Any, bucket: str) -> dict[str, str]:
-    raw = _get(s3, bucket, POINTER_KEY)
+    return parse_pointer(_get(s3, bucket, POINTER_KEY), bucket)
+
+
+def parse_pointer(raw: bytes, bucket: str) -> dict[str, str]:
+    """The pointer document; refused unless it names a version (``model_version``, ``key``, ``sha256``)."""
     try:
         pointer = json.loads(raw)
         if not isinstance(pointer, dict):
@@ -167,38 +172,21 @@ def load_from_s3(s3: Any, bucket: str, pointer: dict[str, str]) -> LoadedModel:
     )
     if model.version != pointer["model_version"]:
         raise ModelLoadError(f"pointer names {pointer['model_version']!r}, manifest says {model.version!r}")
+    expected_manifest = pointer.get("manifest_sha256")  # a manifest edited after its promotion
+    if expected_manifest and sha256(manifest_bytes) != expected_manifest:
+        raise ModelLoadError(f"manifest.json sha256 does not match the pointer's {expected_manifest[:12]}")
     return replace(model, load_ms=(time.perf_counter() - started) * 1000)
 
 
-def publish(s3_client: Any, bucket: str, model_dir: Path | str) -> dict[str, str]:
-    """Upload ``model_dir`` as a new version, then point ``models/champion.json`` at it.
+def publish(s3_client: Any, bucket: str, model_dir: Path | str) -> dict[str, Any]:
+    """Store ``model_dir`` as a verified version and make it champion: :func:`credit_api.registry.publish`.
 
-    The version is checked as the function will check it (sha256, schema hash, it runs) before
-    anything is written, so a broken model is never promoted. Returns the pointer written.
+    Kept here for the seed and older callers; the registry is the one writer of ``models/``
+    (imported on call, so the serving path never loads the code that writes).
     """
-    model_dir = Path(model_dir)
-    model_bytes = (model_dir / MODEL_FILE).read_bytes()
-    manifest_bytes = (model_dir / MANIFEST_FILE).read_bytes()
-    model = build(model_bytes, manifest_bytes, source=str(model_dir))
-    safe_version = re.sub(r"[^A-Za-z0-9._-]+", "-", model.version)
-    prefix = f"models/{safe_version}-{model.sha256[:12]}"
-    s3_client.put_object(Bucket=bucket, Key=f"{prefix}/{MODEL_FILE}", Body=model_bytes)
-    s3_client.put_object(
-        Bucket=bucket, Key=f"{prefix}/{MANIFEST_FILE}", Body=manifest_bytes, ContentType="application/json"
-    )
-    pointer = {
-        "model_version": model.version,
-        "key": prefix,
-        "sha256": model.sha256,
-        "published_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-    }
-    s3_client.put_object(
-        Bucket=bucket,
-        Key=POINTER_KEY,
-        Body=json.dumps(pointer, indent=2).encode(),
-        ContentType="application/json",
-    )
-    return pointer
+    from credit_api.registry import publish as registry_publish
+
+    return registry_publish(s3_client, bucket, model_dir)
 
 
 def _identity(pointer: dict[str, str]) -> tuple[str, str, str]:

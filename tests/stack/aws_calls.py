@@ -22,9 +22,16 @@ import botocore.session
 from botocore import xform_name
 
 SERVICES = ("s3", "dynamodb")
-S3_ACTIONS = {"HeadObject": "GetObject", "ListObjectsV2": "ListBucket", "HeadBucket": "ListBucket"}
+S3_ACTIONS = {
+    "HeadObject": "GetObject",
+    "ListObjectsV2": "ListBucket",
+    "HeadBucket": "ListBucket",
+    "ListObjectVersions": "ListBucketVersions",
+}
 """S3 operations whose IAM action has another name; the rest share the operation's name."""
-S3_BUCKET_OPERATIONS = {"ListObjectsV2", "HeadBucket"}
+S3_BUCKET_OPERATIONS = {"ListObjectsV2", "HeadBucket", "ListObjectVersions"}
+S3_VERSION_ACTIONS = {"GetObject": "GetObjectVersion", "HeadObject": "GetObjectVersion"}
+"""Reading an object by ``VersionId`` needs another action (only a sent call shows it)."""
 
 
 @cache
@@ -168,6 +175,8 @@ class Call:
     params: Mapping[str, Any]
 
     def action(self) -> str:
+        if self.service == "s3" and "VersionId" in self.params and self.operation in S3_VERSION_ACTIONS:
+            return f"s3:{S3_VERSION_ACTIONS[self.operation]}"
         return iam_action(self.service, self.operation)
 
     def resource(self, region: str, account: str) -> str:

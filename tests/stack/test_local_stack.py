@@ -39,7 +39,12 @@ def test_storage_gets_every_property_the_template_gives_it(storage: dict[str, An
         k: True for k in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
     }
     rules = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=names.bucket)["Rules"]}
-    assert rules["expire-noncurrent-versions"]["NoncurrentVersionExpiration"]["NoncurrentDays"] == 90
+    assert rules["expire-noncurrent-data"]["NoncurrentVersionExpiration"]["NoncurrentDays"] == 90
+    assert rules["expire-noncurrent-reports"]["Filter"] == {"Prefix": "reports/"}
+    expiring = [r for r in rules.values() if "NoncurrentVersionExpiration" in r or "Expiration" in r]
+    assert all(
+        r["Filter"]["Prefix"] in ("data/", "reports/") for r in expiring if "NoncurrentVersionExpiration" in r
+    )
     assert rules["remove-expired-delete-markers"]["Expiration"] == {"ExpiredObjectDeleteMarker": True}
     table = dynamodb.describe_table(TableName=names.table)["Table"]
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from credit_api import registry
 from credit_api.manifest import MANIFEST_FILE, MODEL_FILE, Manifest
 from credit_api.schema import FEATURE_NAMES, TARGET
 from credit_api.scoring import Scorer
@@ -46,7 +48,12 @@ class TrainedModel:
     cv_metrics: dict[str, float]
 
 
-def write_model(directory: Path, version: str, reference_frame: pd.DataFrame | None = None) -> Path:
+def write_model(
+    directory: Path,
+    version: str,
+    reference_frame: pd.DataFrame | None = None,
+    cv_auc: float = CHAMPION_CV_AUC,
+) -> Path:
     """The bundled ONNX model as a model built yesterday with a CV AUC, and reference distributions."""
     from training.export import reference_distributions
 
@@ -56,7 +63,7 @@ def write_model(directory: Path, version: str, reference_frame: pd.DataFrame | N
     update: dict[str, Any] = {
         "model_version": version,
         "created_at": NOW - timedelta(days=1),
-        "metrics": {retrain.CV_AUC: CHAMPION_CV_AUC},
+        "metrics": {retrain.CV_AUC: cv_auc},
     }
     if reference_frame is not None:
         scorer = Scorer.from_bytes((directory / MODEL_FILE).read_bytes())
@@ -92,13 +99,14 @@ def deployed(storage: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
     """The stack's storage, a champion with reference distributions, and the function's handler."""
     from credit_api.api import create_app
     from credit_api.main import make_handler
-    from credit_api.model_store import publish
     from credit_api.settings import Settings
 
-    storage["pointer"] = publish(
+    storage["pointer"] = registry.publish(
         storage["s3"],
         storage["names"].bucket,
         write_model(tmp_path / "champion", "champion-1", load_data()).parent,
+        by="test",
+        reason="the champion the tests start from",
     )
     env = function_environment(storage["resolver"], "PredictFunction")
     storage["handler"] = make_handler(create_app(Settings.from_env(env)))
@@ -190,7 +198,7 @@ def test_a_better_challenger_is_published_and_the_pointer_flips(deployed: dict[s
     with recorded_calls() as calls:
         result = retrain.retrain(s3, deployed["dynamodb"], deployed["settings"], trainer=train, now=NOW)
 
-    assert result.outcome == "promoted", result.comparison.reason
+    assert result.verdict == "promoted", result.comparison.reason
     assert result.comparison.basis == "120 fresh outcomes"
     assert result.comparison.challenger_auc >= result.comparison.champion_auc + retrain.MIN_AUC_GAIN
     assert result.champion_version == "champion-1" and result.challenger_version == "challenger-good"
@@ -204,7 +212,7 @@ def test_a_better_challenger_is_published_and_the_pointer_flips(deployed: dict[s
     expected = {f"{prefix}/retrain.json", f"{prefix}/reports/models.md", f"{prefix}/manifest.json"}
     assert set(objects(s3, bucket, prefix)) == expected
     report = json.loads(s3.get_object(Bucket=bucket, Key=f"{prefix}/retrain.json")["Body"].read())
-    assert report["outcome"] == "promoted" and report["pointer"] == pointer
+    assert report["verdict"] == "promoted" and report["pointer"] == pointer
     assert report["drift"]["sample_size"] == 120 and report["drift"]["max_psi"] < monitor.DRIFT_ALERT
 
     policy = statements(deployed["resolver"], "RetrainFunction")
@@ -223,7 +231,7 @@ def test_fresh_outcomes_overrule_a_flattering_cross_validation(deployed: dict[st
         deployed["s3"], deployed["dynamodb"], deployed["settings"], trainer=trainer("flattering"), now=NOW
     )
     assert result.comparison.basis == "120 fresh outcomes"
-    assert result.outcome == "kept", result.comparison.reason
+    assert result.verdict == "kept", result.comparison.reason
 
 
 def test_a_challenger_that_does_not_beat_the_champion_changes_nothing(deployed: dict[str, Any]) -> None:
@@ -233,7 +241,7 @@ def test_a_challenger_that_does_not_beat_the_champion_changes_nothing(deployed: 
     result = retrain.retrain(
         s3, deployed["dynamodb"], deployed["settings"], trainer=trainer("random"), now=NOW
     )
-    assert result.outcome == "kept" and result.pointer is None
+    assert result.verdict == "kept" and result.pointer is None
     assert result.comparison.basis == "cross-validation"
     assert result.comparison.champion_auc == CHAMPION_CV_AUC
     assert "does not beat" in result.comparison.reason
@@ -242,7 +250,7 @@ def test_a_challenger_that_does_not_beat_the_champion_changes_nothing(deployed: 
     report = json.loads(
         s3.get_object(Bucket=bucket, Key=f"reports/retrain/{result.run_id}/retrain.json")["Body"].read()
     )
-    assert report["outcome"] == "kept" and report["drift"]["skipped"]  # no decisions: too few for PSI
+    assert report["verdict"] == "kept" and report["drift"]["skipped"]  # no decisions: too few for PSI
 
 
 EMIT_METRICS = """
@@ -308,7 +316,7 @@ def test_no_champion_yet_promotes_the_first_challenger(aws: None, storage: dict[
     s3.delete_object(Bucket=bucket, Key="models/champion.json")
     settings = retrain.RetrainSettings(bucket=bucket, table=storage["names"].table)
     result = retrain.retrain(s3, storage["dynamodb"], settings, trainer=trainer("random"), now=NOW)
-    assert result.outcome == "promoted" and result.champion_version is None
+    assert result.verdict == "promoted" and result.champion_version is None
     assert result.comparison.reason == "no champion has been published"
 
 
@@ -346,7 +354,7 @@ def test_scheduled_event_runs_the_real_search(
     )
     assert comparison["basis"] == "cross-validation" and comparison["champion_auc"] == champion_cv
     promote = champion_cv is None or challenger >= champion_cv + retrain.MIN_AUC_GAIN
-    assert summary["outcome"] == ("promoted" if promote else "kept")
+    assert summary["verdict"] == ("promoted" if promote else "kept")
     s3 = storage["s3"]
     keys = objects(s3, names.bucket, f"reports/retrain/{summary['run_id']}/")
     assert any(k.endswith("retrain.json") for k in keys) and any(k.endswith(".md") for k in keys)
@@ -355,3 +363,177 @@ def test_scheduled_event_runs_the_real_search(
     assert pointer["model_version"] == expected
     out = capsys.readouterr().out
     assert metric_values(emf_records(out), "ChallengerAuc") == [pytest.approx(challenger)]
+
+
+@pytest.fixture
+def champion(storage: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
+    """The stack's storage with champion-1 (CV 0.78) promoted over the seeded model: no function."""
+    storage["seeded_version"] = storage["pointer"]["model_version"]
+    storage["pointer"] = registry.publish(
+        storage["s3"],
+        storage["names"].bucket,
+        write_model(tmp_path / "champion", "champion-1").parent,
+        by="test",
+        reason="the champion the tests start from",
+    )
+    storage["settings"] = retrain.RetrainSettings(
+        bucket=storage["names"].bucket, table=storage["names"].table
+    )
+    return storage
+
+
+def claimed(version: str, cv_auc: float, wait: Any = None) -> Any:
+    """A stand-in ``train`` whose challenger claims ``cv_auc`` (manifest and result alike); ``wait``
+    runs first, to hold the run after it has read the champion."""
+
+    def train(frame: pd.DataFrame, *, out_dir: Path, seed: int, quick: bool) -> TrainedModel:
+        if wait is not None:
+            wait()
+        oof = np.random.default_rng(seed).uniform(size=len(frame))
+        return TrainedModel(write_model(out_dir, version, cv_auc=cv_auc), oof, {retrain.CV_AUC: cv_auc})
+
+    return train
+
+
+def promotions_have_their_reports(s3: Any, bucket: str) -> list[dict[str, Any]]:
+    """The champion verifies and heads the history; every promotion by a run names a report that
+    records that very switch. Returns the history."""
+    pointer = json.loads(s3.get_object(Bucket=bucket, Key="models/champion.json")["Body"].read())
+    registry.verify(s3, bucket, registry.ref_of(pointer))
+    entries = registry.history(s3, bucket)
+    assert (entries[0]["version"], entries[0]["key"]) == (pointer["model_version"], pointer["key"])
+    for entry in entries:
+        if entry["action"] == "promote" and entry["by"].startswith("retrain:"):
+            report = json.loads(s3.get_object(Bucket=bucket, Key=entry["report_key"])["Body"].read())
+            assert report["verdict"] == "promoted" and report["pointer"]["key"] == entry["key"]
+            assert report["run_id"] == entry["by"].removeprefix("retrain:")
+    return entries
+
+
+@pytest.mark.parametrize("first", ["worse", "better"])
+def test_overlapping_runs_never_overwrite_blindly_and_the_better_challenger_wins(
+    champion: dict[str, Any], first: str
+) -> None:
+    """Both runs read champion-1 (CV 0.78) before either trains; one switches first, the other's
+    conditional switch fails, and it re-compares against the new champion."""
+    s3, bucket = champion["s3"], champion["names"].bucket
+    started = threading.Barrier(2, timeout=60)
+    finished = {"better": threading.Event(), "worse": threading.Event()}
+    second = "better" if first == "worse" else "worse"
+
+    def hold(name: str) -> Any:
+        def wait() -> None:
+            started.wait()
+            if name == second:
+                assert finished[first].wait(60)
+
+        return wait
+
+    trainers = {
+        "better": claimed("challenger-better", 0.90, hold("better")),
+        "worse": claimed("challenger-worse", 0.80, hold("worse")),
+    }
+    results: dict[str, retrain.RetrainResult] = {}
+
+    def run(name: str) -> None:
+        try:
+            results[name] = retrain.retrain(
+                s3, champion["dynamodb"], champion["settings"], trainer=trainers[name], now=NOW
+            )
+        finally:
+            finished[name].set()
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in trainers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert set(results) == {"better", "worse"}
+    assert results[first].verdict == "promoted" and results[first].champion_changed_to == []
+    late = results[second]
+    assert late.champion_changed_to == [f"challenger-{first}"]
+    assert late.champion_version == f"challenger-{first}"
+    if second == "better":  # it beats the new champion too: promoted, conditionally, over it
+        assert late.verdict == "promoted" and late.comparison.champion_auc == 0.80
+    else:
+        assert late.verdict == "superseded" and late.pointer is None
+        assert "does not beat champion AUC 0.9000" in late.comparison.reason
+    report = json.loads(s3.get_object(Bucket=bucket, Key=late.report_keys[-1])["Body"].read())
+    assert report["verdict"] == late.verdict and report["champion_changed_to"] == [f"challenger-{first}"]
+
+    entries = promotions_have_their_reports(s3, bucket)
+    assert entries[0]["version"] == "challenger-better"
+    chain = [(e["version"], e["previous"]) for e in entries if e["action"] == "promote"]
+    expected = (
+        [("challenger-better", "challenger-worse"), ("challenger-worse", "champion-1")]
+        if first == "worse"
+        else [("challenger-better", "champion-1")]
+    )
+    assert chain[: len(expected) + 1] == [*expected, ("champion-1", champion["seeded_version"])]
+
+
+class Crash(Exception):
+    """Injected: the run died here."""
+
+
+class CrashingS3:
+    """The S3 client, with the ``crash_at``-th ``put_object`` dying before or after it is sent."""
+
+    def __init__(self, s3: Any, crash_at: int | None = None, when: str = "before") -> None:
+        self.s3, self.crash_at, self.when, self.keys = s3, crash_at, when, []
+
+    def put_object(self, **kwargs: Any) -> Any:
+        self.keys.append(kwargs["Key"])
+        if len(self.keys) == self.crash_at and self.when == "before":
+            raise Crash(kwargs["Key"])
+        response = self.s3.put_object(**kwargs)
+        if len(self.keys) == self.crash_at:
+            raise Crash(kwargs["Key"])
+        return response
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.s3, name)
+
+
+PROMOTION_WRITES = 6
+"""A promoting run's writes: 2 training reports, model.onnx, manifest.json, retrain.json, the pointer."""
+
+
+def test_a_promoting_run_writes_its_report_before_the_pointer(champion: dict[str, Any]) -> None:
+    counting = CrashingS3(champion["s3"])
+    result = retrain.retrain(
+        counting, champion["dynamodb"], champion["settings"], trainer=claimed("challenger", 0.9), now=NOW
+    )
+    assert result.verdict == "promoted"
+    assert len(counting.keys) == PROMOTION_WRITES
+    assert counting.keys[-2:] == [f"reports/retrain/{result.run_id}/retrain.json", "models/champion.json"]
+
+
+@pytest.mark.parametrize(
+    ("crash_at", "when"),
+    [
+        # after the report and after the pointer in make test; every write, both sides, with -m ''
+        pytest.param(k, when, marks=[] if k >= PROMOTION_WRITES - 1 and when == "after" else pytest.mark.slow)
+        for k in range(1, PROMOTION_WRITES + 1)
+        for when in ("before", "after")
+    ],
+)
+def test_a_crash_at_any_write_of_a_run_leaves_champion_and_history_consistent(
+    champion: dict[str, Any], crash_at: int, when: str
+) -> None:
+    s3, bucket = champion["s3"], champion["names"].bucket
+    before = [e["version"] for e in registry.history(s3, bucket)]
+    crashing = CrashingS3(s3, crash_at, when)
+    with pytest.raises(Crash):
+        retrain.retrain(
+            crashing, champion["dynamodb"], champion["settings"], trainer=claimed("challenger", 0.9), now=NOW
+        )
+    switched = crash_at == PROMOTION_WRITES and when == "after"
+    entries = promotions_have_their_reports(s3, bucket)
+    assert [e["version"] for e in entries] == (["challenger", *before] if switched else before)
+    again = retrain.retrain(
+        s3, champion["dynamodb"], champion["settings"], trainer=claimed("challenger", 0.9), now=NOW
+    )
+    assert again.verdict == ("kept" if switched else "promoted")  # a rerun completes, or finds it done
+    entries = promotions_have_their_reports(s3, bucket)
+    assert [e["version"] for e in entries] == ["challenger", *before]

@@ -336,7 +336,7 @@ def test_model_load_alarm_adds_the_metrics_the_store_counts(template: dict[str, 
         "ModelLoadFailures",
         "ModelRefreshFailures",
     }
-    assert [m for m in alarm["Metrics"] if m.get("ReturnData", True)][0]["Expression"].count("FILL") == 3
+    assert next(m for m in alarm["Metrics"] if m.get("ReturnData", True))["Expression"].count("FILL") == 3
 
 
 def test_outputs_give_the_url_bucket_table_and_key(template: dict[str, Any]) -> None:
@@ -386,7 +386,7 @@ def test_applicant_data_and_logs_are_under_the_stacks_rotating_key(template: dic
         sse = template["Resources"][table]["Properties"]["SSESpecification"]
         assert sse == {"SSEEnabled": True, "SSEType": "KMS", "KMSMasterKeyId": data_key}, table
     groups = resources_of_type(template, "AWS::Logs::LogGroup")
-    assert len(groups) == 3 and all(g["Properties"]["KmsKeyId"] == data_key for g in groups.values())
+    assert len(groups) == 4 and all(g["Properties"]["KmsKeyId"] == data_key for g in groups.values())
     queue = template["Resources"]["RetrainDeadLetterQueue"]["Properties"]
     assert queue["KmsMasterKeyId"] == {"Ref": "DataKey"}
 
