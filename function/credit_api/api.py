@@ -52,6 +52,11 @@ class ReasonOut(BaseModel):
 class PredictResponse(BaseModel):
     decision_id: str
     model_version: str
+    policy_version: str | None = Field(
+        None,
+        description="the decision policy it was decided under (policy-<sha12>); null only for"
+        " decisions recorded before policies were versioned",
+    )
     probability_of_default: float = Field(ge=0, le=1)
     decision: Literal["approve", "review", "decline"]
     score: int = Field(
