@@ -95,10 +95,7 @@ def _champion_manifest(s3: Any, bucket: str | None, model_dir: Path) -> Manifest
     return Manifest.model_validate_json((model_dir / MANIFEST_FILE).read_bytes())
 
 
-def _in_force(
-    bucket: str | None, endpoint: str | None, model_dir: Path
-) -> tuple[ServedPolicy, Pointer | None]:
-    s3 = _s3(endpoint) if bucket else None
+def _in_force(s3: Any, bucket: str | None, model_dir: Path) -> tuple[ServedPolicy, Pointer | None]:
     manifest = _champion_manifest(s3, bucket, model_dir)
     try:
         return policy_store.current(s3, bucket, manifest)
@@ -185,10 +182,11 @@ def show(
     ] = False,
 ) -> None:
     """The policy in force: its version, where it comes from, and its numbers."""
-    served, _ = _in_force(bucket, endpoint_url, model_dir)
+    s3 = _s3(endpoint_url) if bucket else None
+    served, _ = _in_force(s3, bucket, model_dir)
     typer.echo(json.dumps(_describe(served), indent=2))
     if history and bucket:
-        for entry in policy_store.history(_s3(endpoint_url), bucket):
+        for entry in policy_store.history(s3, bucket):
             typer.echo(
                 f"{entry['modified']:%Y-%m-%d %H:%M:%S}  {entry['policy_version']}  by {entry.get('by')}"
                 f"  (was {entry.get('previous')}): {entry.get('reason')}"
@@ -204,7 +202,7 @@ def diff(
     model_dir: ModelDir = BUNDLED_MODEL_DIR,
 ) -> None:
     """How a proposed policy would change the decisions, against the one in force."""
-    current, _ = _in_force(bucket, endpoint_url, model_dir)
+    current, _ = _in_force(_s3(endpoint_url) if bucket else None, bucket, model_dir)
     _, proposed = read_proposal(proposal_file, current)
     _show_changes(current, proposed)
     _echo_impact(impact_table(current, proposed, reports))
@@ -223,7 +221,8 @@ def set_policy(
     """Show the impact of a proposed policy, then publish it once confirmed."""
     if not bucket:
         raise fail("set publishes to the model bucket: give --bucket or set MODEL_BUCKET")
-    current, pointer = _in_force(bucket, endpoint_url, model_dir)
+    s3 = _s3(endpoint_url)
+    current, pointer = _in_force(s3, bucket, model_dir)
     proposal, proposed = read_proposal(proposal_file, current)
     if not proposal.reason:
         raise fail(f'{proposal_file} needs a "reason": the history records why each policy changed')
@@ -242,7 +241,7 @@ def set_policy(
         published_at=datetime.now(UTC),
     )
     try:
-        written = policy_store.publish(_s3(endpoint_url), bucket, document, pointer)
+        written = policy_store.publish(s3, bucket, document, pointer)
     except PolicyConflict as exc:
         raise fail(str(exc), code=1) from exc
     typer.echo(

@@ -21,6 +21,7 @@ from credit_api.policy_store import (
     ServedPolicy,
     document_key,
     encode,
+    fetch,
     history,
     parse_document,
     publish,
@@ -165,6 +166,22 @@ def test_republishing_a_policy_reuses_its_document_and_the_history_keeps_every_s
     assert entries[0]["previous"] == second.policy_version
 
 
+class Denied:
+    """S3 as the function's role sees a missing key without s3:ListBucket: 403 for everything."""
+
+    def get_object(self, **_: Any) -> Any:
+        from botocore.exceptions import ClientError
+
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "denied"}}, "GetObject")
+
+
+def test_a_403_means_no_pointer_only_while_no_published_policy_is_in_force() -> None:
+    first = fetch(Denied(), BUCKET, None)
+    assert first.error is None and first.served is None and not first.unchanged  # the manifest's
+    later = fetch(Denied(), BUCKET, ("policy-0123456789ab", "policies/policy-0123456789ab.json", "0" * 64))
+    assert later.error is not None and "AccessDenied" in str(later.error)  # the one in force stays
+
+
 # --- the function serving it ----------------------------------------------------------------
 
 
@@ -212,6 +229,9 @@ def test_a_published_policy_is_served_after_the_refresh_and_recorded(
     assert {r["policy_version"] for r in batch} == {strict.policy_version}
     health = client.get("/health").json()
     assert health["policy_source"] == f"s3://{BUCKET}/{document_key(strict.policy_version)}"
+    card = client.get("/model").json()  # the model card describes the policy in force
+    assert card["policy_version"] == strict.policy_version
+    assert card["policy"]["population_default_rate"] == 0.99
     assert sum(metric_values(emf_records(stdout()), "PolicySwaps")) >= 1
 
 
