@@ -106,7 +106,7 @@ def _in_force(s3: Any, bucket: str | None, model_dir: Path) -> tuple[ServedPolic
 def read_proposal(path: Path, current: ServedPolicy) -> tuple[Proposal, ServedPolicy]:
     """The proposal in ``path``, validated, and the policy it would put in force."""
     try:
-        proposal = Proposal.model_validate_json(path.read_bytes())
+        proposal = Proposal.model_validate_json(path.read_bytes(), strict=True)
     except OSError as exc:
         raise fail(f"cannot read {path}: {exc.strerror}") from exc
     except ValidationError as exc:

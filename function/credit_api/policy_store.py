@@ -112,9 +112,12 @@ def encode(document: PolicyDocument) -> bytes:
 
 
 def parse_document(raw: bytes | str, source: str = "the policy document") -> PolicyDocument:
-    """A validated document, or :class:`PolicyLoadError` naming each field that failed."""
+    """A validated document, or :class:`PolicyLoadError` naming each field that failed.
+
+    Strict: a number sent as a string, or ``true`` for a count, is refused rather than converted.
+    """
     try:
-        return PolicyDocument.model_validate_json(raw)
+        return PolicyDocument.model_validate_json(raw, strict=True)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(part) for part in error['loc']) or 'document'}: {error['msg']}"

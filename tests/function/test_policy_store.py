@@ -67,6 +67,10 @@ def test_version_is_derived_from_the_numbers_only_and_stable() -> None:
     )
     assert moved_scale.policy_version != first.policy_version
     assert parse_document(encode(first)) == first  # the stored bytes read back to the same document
+    whole = MANIFEST.policy.model_copy(update={"loss_given_default": 1})
+    assert policy_version(whole, MANIFEST.score_scale) == policy_version(
+        MANIFEST.policy.model_copy(update={"loss_given_default": 1.0}), MANIFEST.score_scale
+    )  # 1 and 1.0 are one number
 
 
 @pytest.mark.parametrize(
@@ -86,6 +90,8 @@ def test_version_is_derived_from_the_numbers_only_and_stable() -> None:
         ({"by": ""}, "by"),
         ({"reason": ""}, "reason"),
         ({"approved": True}, "approved"),
+        ({"policy": {**MANIFEST.policy.model_dump(), "annual_margin": "0.05"}}, "annual_margin"),
+        ({"policy": {**MANIFEST.policy.model_dump(), "annual_applications": True}}, "annual_applications"),
     ],
 )
 def test_a_bad_document_is_refused_with_the_field_named(changes: dict[str, Any], message: str) -> None:
