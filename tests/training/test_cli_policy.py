@@ -70,11 +70,11 @@ def test_diff_shows_the_impact_table_current_against_proposed(
     assert f"review_band: {MANIFEST.policy.review_band} -> 0.4" in result.output
     probabilities, frame = economics.read_predictions(cli_policy.REPORTS_DIR)
     proposed = MANIFEST.policy.model_copy(update={"review_band": 0.4})
-    lines = result.output.splitlines()
-    for row in economics.impact(probabilities, frame, MANIFEST.policy, proposed):
-        (line,) = [line for line in lines if line.startswith(row["label"] + " ")]
-        cells = line[len(row["label"]) :].split()
-        shown = " ".join(cells)
+    rows = economics.impact(probabilities, frame, MANIFEST.policy, proposed)
+    table = result.output.splitlines()[-len(rows) :]
+    for row, line in zip(rows, table, strict=True):
+        assert line.startswith(row["label"] + " ")
+        shown = " ".join(line[len(row["label"]) :].split())
         assert cli_policy._format(row["kind"], row["current"]) in shown
         assert cli_policy._format(row["kind"], row["proposed"]) in shown
         assert cli_policy._format(row["kind"], row["change"], signed=True) in shown
