@@ -95,12 +95,29 @@ def _champion_manifest(s3: Any, bucket: str | None, model_dir: Path) -> Manifest
     return Manifest.model_validate_json((model_dir / MANIFEST_FILE).read_bytes())
 
 
-def _in_force(s3: Any, bucket: str | None, model_dir: Path) -> tuple[ServedPolicy, Pointer | None]:
+def _in_force(s3: Any, bucket: str | None, model_dir: Path) -> tuple[ServedPolicy, Pointer | None, Manifest]:
+    """(the policy in force, the pointer to switch from, the served model's manifest)."""
     manifest = _champion_manifest(s3, bucket, model_dir)
     try:
-        return policy_store.current(s3, bucket, manifest)
+        return (*policy_store.current(s3, bucket, manifest), manifest)
     except PolicyLoadError as exc:
         raise fail(f"the published policy cannot be read: {exc}") from exc
+
+
+def sample_mismatch(proposed: ServedPolicy, manifest: Manifest) -> str | None:
+    """Why the proposal's sample default rate is wrong for the served model, if it is.
+
+    The prior-shift correction moves the model's probabilities from the default rate of the
+    sample the model was trained on; that rate is a fact of the model, not a policy choice.
+    """
+    trained = manifest.policy.sample_default_rate
+    if proposed.policy.sample_default_rate == trained:
+        return None
+    return (
+        f"sample_default_rate {proposed.policy.sample_default_rate:g} is not the default rate of the"
+        f" sample {manifest.model_version} was trained on ({trained:g}): the population correction"
+        " would be wrong"
+    )
 
 
 def read_proposal(path: Path, current: ServedPolicy) -> tuple[Proposal, ServedPolicy]:
@@ -183,7 +200,7 @@ def show(
 ) -> None:
     """The policy in force: its version, where it comes from, and its numbers."""
     s3 = _s3(endpoint_url) if bucket else None
-    served, _ = _in_force(s3, bucket, model_dir)
+    served, _, _ = _in_force(s3, bucket, model_dir)
     typer.echo(json.dumps(_describe(served), indent=2))
     if history and bucket:
         for entry in policy_store.history(s3, bucket):
@@ -202,9 +219,12 @@ def diff(
     model_dir: ModelDir = BUNDLED_MODEL_DIR,
 ) -> None:
     """How a proposed policy would change the decisions, against the one in force."""
-    current, _ = _in_force(_s3(endpoint_url) if bucket else None, bucket, model_dir)
+    current, _, manifest = _in_force(_s3(endpoint_url) if bucket else None, bucket, model_dir)
     _, proposed = read_proposal(proposal_file, current)
     _show_changes(current, proposed)
+    mismatch = sample_mismatch(proposed, manifest)
+    if mismatch:
+        typer.secho(f"warning: {mismatch}; set would refuse it", err=True, fg=typer.colors.YELLOW)
     _echo_impact(impact_table(current, proposed, reports))
 
 
@@ -222,10 +242,13 @@ def set_policy(
     if not bucket:
         raise fail("set publishes to the model bucket: give --bucket or set MODEL_BUCKET")
     s3 = _s3(endpoint_url)
-    current, pointer = _in_force(s3, bucket, model_dir)
+    current, pointer, manifest = _in_force(s3, bucket, model_dir)
     proposal, proposed = read_proposal(proposal_file, current)
     if not proposal.reason:
         raise fail(f'{proposal_file} needs a "reason": the history records why each policy changed')
+    mismatch = sample_mismatch(proposed, manifest)
+    if mismatch:
+        raise fail(f"not published: {mismatch}.")
     _show_changes(current, proposed)
     if proposed.version == current.version and pointer is not None:
         typer.echo(f"{proposed.version} is already in force; nothing published.")

@@ -153,6 +153,15 @@ def test_set_refuses_when_someone_else_published_while_it_asked(
     assert read_pointer(s3, BUCKET).data["policy_version"] == rival.policy_version  # type: ignore[union-attr]
 
 
+def test_a_sample_rate_that_is_not_the_models_is_refused(s3: Any, tmp_path: Path) -> None:
+    path = proposal(tmp_path, sample_default_rate=0.2)
+    previewed = runner.invoke(cli_policy.app, ["diff", str(path)])
+    assert previewed.exit_code == 0 and "set would refuse it" in previewed.output
+    refused = runner.invoke(cli_policy.app, ["set", str(path), "--yes"])
+    assert refused.exit_code == 2 and "not the default rate of the sample" in refused.output
+    assert read_pointer(s3, BUCKET) is None
+
+
 def test_set_without_a_bucket_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MODEL_BUCKET", raising=False)
     result = runner.invoke(cli_policy.app, ["set", str(proposal(tmp_path)), "--yes"])
