@@ -251,6 +251,7 @@ class ModelStore:
         """The published policy in force; None: the served model's manifest policy."""
         self._policy_pointer: tuple[str, str, str] | None = None
         self.policy_error: str | None = None
+        self._manifest_policies: tuple[LoadedModel, ServedPolicy] | None = None
 
     def _client(self) -> Any:
         if self._s3 is None:
@@ -270,7 +271,15 @@ class ModelStore:
     def served(self) -> tuple[LoadedModel, ServedPolicy]:
         """The model and the policy for this request, each one reference kept to its end."""
         model = self.current()
-        return model, self._policy or ServedPolicy.of_manifest(model.manifest)
+        return model, self._policy or self._manifest_policy(model)
+
+    def _manifest_policy(self, model: LoadedModel) -> ServedPolicy:
+        """The model's own policy, derived once per model (its version is a hash: ~25 us)."""
+        cached = self._manifest_policies
+        if cached is None or cached[0] is not model:
+            cached = (model, ServedPolicy.of_manifest(model.manifest))
+            self._manifest_policies = cached
+        return cached[1]
 
     def settle(self, timeout: float = 30.0) -> None:
         """Wait for a background load to finish and apply it (tests, and a clean shutdown)."""
@@ -290,7 +299,7 @@ class ModelStore:
         degraded = bool(bucket) and (
             not serving_champion or self.last_error is not None or self.policy_error is not None
         )
-        policy = self._policy or ServedPolicy.of_manifest(model.manifest)
+        policy = self._policy or self._manifest_policy(model)
         return {
             "status": "degraded" if degraded else "ok",
             "model_version": model.version,
