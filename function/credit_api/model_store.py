@@ -373,9 +373,20 @@ class ModelStore:
         done.set()
 
     def _fetch(self) -> _Attempt:
+        """The model and the policy, read side by side: the policy's two small GETs never delay
+        the champion at a cold start (the attempt is applied only when both are done)."""
+        s3, bucket, known = self._client(), self.settings.model_bucket or "", self._policy_pointer
+        found: list[PolicyFetch] = []
+        reader = threading.Thread(
+            target=lambda: found.append(policy_store.fetch(s3, bucket, known)),
+            name="policy-load",
+            daemon=True,
+        )
+        reader.start()
         attempt = self._fetch_model()
-        bucket = self.settings.model_bucket or ""
-        return replace(attempt, policy=policy_store.fetch(self._client(), bucket, self._policy_pointer))
+        reader.join()
+        policy = found[0] if found else PolicyFetch(error=policy_store.PolicyLoadError("policy load crashed"))
+        return replace(attempt, policy=policy)
 
     def _fetch_model(self) -> _Attempt:
         bucket = self.settings.model_bucket or ""  # only called with a bucket configured
