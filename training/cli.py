@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Annotated, Any, get_args
 
 import typer
 
-from training import cli_models
+from training import cli_models, cli_policy
 
 if TYPE_CHECKING:
     from credit_api.service import DecisionService
@@ -45,6 +45,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(cli_models.app, name="models")
+app.add_typer(cli_policy.app, name="policy")
 
 SCORE_COLUMNS = (
     "decision",

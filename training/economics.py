@@ -17,6 +17,11 @@ outcome of each historical loan:
 
 Money is in Deutsche Mark of 1973-75; ``training.config.DM_PER_USD`` converts only for the
 original dollar criterion. Uncertainty: a percentile bootstrap over applications.
+
+The out-of-fold predictions the report was computed from are kept beside it
+(``economics_predictions.csv``: amount, term, outcome, probability per historical loan), so a
+proposed policy can be evaluated the same way before it is published (:func:`impact`, used by
+``credit policy diff``): the current column of that table is this report's figures.
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ from training import config
 REPORT_FILE = "economics.md"
 CURVE_FILE = "economics_profit_curve.png"
 RESULT_FILE = "economics.json"
+PREDICTIONS_FILE = "economics_predictions.csv"
+PREDICTION_COLUMNS = ("amount", "months_loan_duration", TARGET, "probability")
 CURVE_POINTS = 101
 
 
@@ -549,3 +556,80 @@ def _markdown(result: dict[str, Any], model: str | None) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def write_predictions(probabilities: np.ndarray, frame: pd.DataFrame, reports_dir: Path) -> Path:
+    """Keep the out-of-fold predictions the report used, with the loans they are for.
+
+    Written with 17 significant digits, so every figure re-computed from the file is the report's
+    to the last bit.
+    """
+    raw = np.asarray(probabilities, dtype=np.float64).reshape(-1)
+    if raw.shape[0] != len(frame):
+        raise ValueError(f"{raw.shape[0]} probabilities for {len(frame)} rows")
+    table = frame[list(PREDICTION_COLUMNS[:-1])].reset_index(drop=True).assign(probability=raw)
+    path = Path(reports_dir) / PREDICTIONS_FILE
+    table.to_csv(path, index=False, float_format="%.17g")
+    return path
+
+
+def read_predictions(reports_dir: Path) -> tuple[np.ndarray, pd.DataFrame]:
+    """(out-of-fold probabilities, loans) as :func:`write_predictions` kept them."""
+    path = Path(reports_dir) / PREDICTIONS_FILE
+    try:
+        table = pd.read_csv(path)
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{path} not found: a training run writes it beside {REPORT_FILE}") from exc
+    missing = set(PREDICTION_COLUMNS) - set(table.columns)
+    if missing:
+        raise ValueError(f"{path} lacks columns {sorted(missing)}")
+    return table["probability"].to_numpy(dtype=np.float64), table.drop(columns="probability")
+
+
+IMPACT_MEASURES: tuple[tuple[str, str, str], ...] = (
+    ("approval_rate", "Approval rate", "rate"),
+    ("review_rate", "Review rate", "rate"),
+    ("decline_rate", "Decline rate", "rate"),
+    ("share_of_defaulters_declined", "Share of defaulters not booked", "rate"),
+    ("share_of_defaulters_declined_reviews_approved", "... with reviews approved", "rate"),
+    ("share_of_good_declined", "Share of good loans not booked", "rate"),
+    ("default_rate_booked", "Default rate of booked loans", "rate"),
+    ("profit_per_1000", "Profit per 1000 applications", "money"),
+    ("net_savings_per_1000", "Net savings per 1000 applications", "money"),
+    ("net_savings_reviews_approved_per_1000", "... with reviews approved", "money"),
+    ("net_savings_annual", "Net savings a year", "money"),
+)
+"""What a policy change is judged on: the decision mix, the defaulters not booked, the savings.
+Each is a figure of :func:`evaluate` (``point``, or ``scaled`` for money). Reviews count as not
+booked, as in the report; the "with reviews approved" lines bound the other side, so a wider
+review band is not mistaken for savings a reviewer would have to earn."""
+
+
+def figures(result: dict[str, Any]) -> dict[str, float]:
+    """The impact measures of one :func:`evaluate` result."""
+    merged = {**result["point"], **result["scaled"]}
+    return {name: float(merged[name]) for name, _, _ in IMPACT_MEASURES}
+
+
+def impact(
+    probabilities: np.ndarray, frame: pd.DataFrame, current: Policy, proposed: Policy
+) -> list[dict[str, Any]]:
+    """Each impact measure under the current and the proposed policy, and the change.
+
+    Both columns come from :func:`evaluate` (point estimates; no bootstrap is needed to compare two
+    policies on the same loans), so the current column equals the economics report's figures
+    whenever the current policy is the one the report evaluated.
+    """
+    before = figures(evaluate(probabilities, frame, current, seed=0, resamples=0))
+    after = figures(evaluate(probabilities, frame, proposed, seed=0, resamples=0))
+    return [
+        {
+            "measure": name,
+            "label": label,
+            "kind": kind,
+            "current": before[name],
+            "proposed": after[name],
+            "change": after[name] - before[name],
+        }
+        for name, label, kind in IMPACT_MEASURES
+    ]

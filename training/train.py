@@ -220,6 +220,7 @@ def _train(
 
     outcome = economics.evaluate(oof[0], frame, config.DEFAULT_POLICY, seed=seed)
     economics.write_report(outcome, reports_dir, model=champion.label)
+    economics.write_predictions(oof[0], frame, reports_dir)
     log(f"economics written to {reports_dir / economics.REPORT_FILE}")
 
     metrics = {name: value["mean"] for name, value in champion_cv.items()}

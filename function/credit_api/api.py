@@ -55,6 +55,11 @@ class ReasonOut(BaseModel):
 class PredictResponse(BaseModel):
     decision_id: str
     model_version: str
+    policy_version: str | None = Field(
+        None,
+        description="the decision policy it was decided under (policy-<sha12>); null only for"
+        " decisions recorded before policies were versioned",
+    )
     probability_of_default: float = Field(ge=0, le=1)
     decision: Literal["approve", "review", "decline"]
     score: int = Field(
@@ -344,11 +349,13 @@ async def health(request: Request) -> dict[str, Any]:
     return {**model, "model_loaded": True, "decision_log": service.log.kind, "service": SERVICE}
 
 
-@router.get("/model", summary="Model card: metrics, policy, inputs, score scale", tags=["service"])
+@router.get(
+    "/model", summary="Model card: metrics, the policy in force, inputs, score scale", tags=["service"]
+)
 async def model_card(request: Request) -> dict[str, Any]:
-    model = await _run(request, _service(request).store.current)
+    model, policy = await _run(request, _service(request).store.served)
     manifest = model.manifest
-    scale = manifest.score_scale
+    scale = policy.score_scale
     return {
         "model_version": manifest.model_version,
         "algorithm": manifest.algorithm,
@@ -357,7 +364,9 @@ async def model_card(request: Request) -> dict[str, Any]:
         "source": model.source,
         "onnx_sha256": manifest.onnx_sha256,
         "metrics": manifest.metrics,
-        "policy": manifest.policy.model_dump(),
+        "policy": policy.policy.model_dump(),
+        "policy_version": policy.version,
+        "policy_source": policy.source,
         "score_scale": {
             **scale.model_dump(),
             "description": (

@@ -26,7 +26,9 @@ A claim past ``expires_at`` counts as absent (DynamoDB's TTL deletes it some tim
 
 A record, as stored and as returned by ``GET /decisions/{id}`` to its caller::
 
-    {"decision_id", "created_at", "model_version", "request_id", "idempotency_key"|None,
+    {"decision_id", "created_at", "model_version", "policy_version" (the decision policy in force,
+     policy-<sha12>; absent, read as None, in records older than versioned policies),
+     "request_id", "idempotency_key"|None,
      "request_hash"|None (sha256 of the request, with an idempotency key),
      "caller" (API key id that made it; "" locally), "expires_at" (epoch s: created_at plus
      the retention, DynamoDB's TTL attribute; local SQLite files are not pruned),
@@ -54,8 +56,8 @@ from credit_api.observability import logger
 
 Record = dict[str, Any]
 Claim = dict[str, Any]
-OPTIONAL_FIELDS = ("idempotency_key", "request_hash", "outcome")
-"""Fields that may be None: DynamoDB stores them only when set."""
+OPTIONAL_FIELDS = ("idempotency_key", "request_hash", "outcome", "policy_version")
+"""Fields that may be None: DynamoDB stores them only when set; older records lack policy_version."""
 
 
 def same_outcome(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -117,6 +119,9 @@ class SqliteDecisionLog:
                 " decision_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, model_version TEXT NOT NULL,"
                 " decision TEXT NOT NULL, record TEXT NOT NULL, outcome TEXT)"
             )
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(decisions)")}
+            if "policy_version" not in columns:  # a file from before versioned policies
+                conn.execute("ALTER TABLE decisions ADD COLUMN policy_version TEXT")
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS claims ("
                 " idempotency_id TEXT PRIMARY KEY, token TEXT NOT NULL, expires_at INTEGER NOT NULL,"
@@ -134,12 +139,13 @@ class SqliteDecisionLog:
             raise DecisionLogUnavailable("The decision could not be recorded; no decision was made.") from exc
 
     @staticmethod
-    def _row(record: Record) -> tuple[str, str, str, str, str]:
+    def _row(record: Record) -> tuple[str, str, str, str | None, str, str]:
         # The record's own "outcome" (None when written) is superseded by the outcome column.
         return (
             record["decision_id"],
             record["created_at"],
             record["model_version"],
+            record.get("policy_version"),
             record["decision"],
             to_json(record).decode(),
         )
@@ -148,13 +154,15 @@ class SqliteDecisionLog:
     def _load(record: str, outcome: str | None) -> Record:
         loaded = json.loads(record)
         loaded["outcome"] = json.loads(outcome) if outcome else None
+        loaded.setdefault("policy_version", None)
         return loaded
 
     def put(self, record: Record) -> tuple[Record, bool]:
         def work(db: sqlite3.Connection) -> tuple[Record, bool]:
             cursor = db.execute(
-                "INSERT OR IGNORE INTO decisions (decision_id, created_at, model_version, decision, record)"
-                " VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO decisions"
+                " (decision_id, created_at, model_version, policy_version, decision, record)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
                 self._row(record),
             )
             if cursor.rowcount == 1:
@@ -173,8 +181,9 @@ class SqliteDecisionLog:
             db.execute("BEGIN IMMEDIATE")
             try:
                 db.executemany(
-                    "INSERT INTO decisions (decision_id, created_at, model_version, decision, record)"
-                    " VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO decisions"
+                    " (decision_id, created_at, model_version, policy_version, decision, record)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
                     rows,
                 )
             except BaseException:

@@ -34,6 +34,12 @@ and a load running longer than ``STALE_LOAD_SECONDS`` is abandoned (its result d
 stuck socket cannot stop refreshes. Requests take one reference to the current model and
 keep it to the end, so a swap drops none. ``/health`` reports what is served and why
 (:meth:`ModelStore.status`).
+
+The decision policy is published apart from the model (``credit_api.policy_store``) and read
+by the same background load: :meth:`ModelStore.served` gives a request the model and the
+policy together. A policy that fails its checks is never served: the one in force stays, and
+the failure is counted (``PolicyRefreshFailures``) and shown by ``/health``. With no policy
+published, the served model's manifest policy applies.
 """
 
 from __future__ import annotations
@@ -48,11 +54,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from credit_api import aws
+from credit_api import aws, policy_store
 from credit_api.aws import error_code
 from credit_api.errors import ModelUnavailable
 from credit_api.manifest import MANIFEST_FILE, MODEL_FILE, Manifest
 from credit_api.observability import count, logger, metrics, milliseconds
+from credit_api.policy_store import PolicyFetch, ServedPolicy
 from credit_api.schema import EXAMPLE_APPLICANT, FEATURE_NAMES, schema_hash
 from credit_api.scoring import Scorer
 from credit_api.settings import Settings
@@ -200,6 +207,7 @@ class _Attempt:
     model: LoadedModel | None = None
     pointer: dict[str, str] | None = None
     error: ModelLoadError | None = None
+    policy: PolicyFetch | None = None
     finished_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -227,6 +235,11 @@ class ModelStore:
         self.last_error: str | None = None
         self.last_refresh_at: datetime | None = None
         self.champion_version: str | None = None
+        self._policy: ServedPolicy | None = None
+        """The published policy in force; None: the served model's manifest policy."""
+        self._policy_pointer: tuple[str, str, str] | None = None
+        self.policy_error: str | None = None
+        self._manifest_policies: tuple[LoadedModel, ServedPolicy] | None = None
 
     def _client(self) -> Any:
         if self._s3 is None:
@@ -243,6 +256,19 @@ class ModelStore:
             self._start_load()
         return model
 
+    def served(self) -> tuple[LoadedModel, ServedPolicy]:
+        """The model and the policy for this request, each one reference kept to its end."""
+        model = self.current()
+        return model, self._policy or self._manifest_policy(model)
+
+    def _manifest_policy(self, model: LoadedModel) -> ServedPolicy:
+        """The model's own policy, derived once per model (its version is a hash: ~25 us)."""
+        cached = self._manifest_policies
+        if cached is None or cached[0] is not model:
+            cached = (model, ServedPolicy.of_manifest(model.manifest))
+            self._manifest_policies = cached
+        return cached[1]
+
     def settle(self, timeout: float = 30.0) -> None:
         """Wait for a background load to finish and apply it (tests, and a clean shutdown)."""
         with self._lock:
@@ -258,7 +284,10 @@ class ModelStore:
         serving_champion = model.source.startswith("s3://")
         with self._lock:
             refreshing = self._loading is not None
-        degraded = bool(bucket) and (not serving_champion or self.last_error is not None)
+        degraded = bool(bucket) and (
+            not serving_champion or self.last_error is not None or self.policy_error is not None
+        )
+        policy = self._policy or self._manifest_policy(model)
         return {
             "status": "degraded" if degraded else "ok",
             "model_version": model.version,
@@ -269,6 +298,9 @@ class ModelStore:
             "last_refresh_at": self.last_refresh_at.isoformat() if self.last_refresh_at else None,
             "last_refresh_error": self.last_error,
             "refreshing": refreshing,
+            "policy_version": policy.version,
+            "policy_source": policy.source,
+            "last_policy_error": self.policy_error,
         }
 
     def _cold_start(self) -> LoadedModel:
@@ -329,6 +361,22 @@ class ModelStore:
         done.set()
 
     def _fetch(self) -> _Attempt:
+        """The model and the policy, read side by side: the policy's two small GETs never delay
+        the champion at a cold start (the attempt is applied only when both are done)."""
+        s3, bucket, known = self._client(), self.settings.model_bucket or "", self._policy_pointer
+        found: list[PolicyFetch] = []
+        reader = threading.Thread(
+            target=lambda: found.append(policy_store.fetch(s3, bucket, known)),
+            name="policy-load",
+            daemon=True,
+        )
+        reader.start()
+        attempt = self._fetch_model()
+        reader.join()
+        policy = found[0] if found else PolicyFetch(error=policy_store.PolicyLoadError("policy load crashed"))
+        return replace(attempt, policy=policy)
+
+    def _fetch_model(self) -> _Attempt:
         bucket = self.settings.model_bucket or ""  # only called with a bucket configured
         try:
             pointer = read_pointer(self._client(), bucket)
@@ -359,6 +407,38 @@ class ModelStore:
             self._serve(attempt.model, pointer=attempt.pointer, replacing=self._model)
         else:
             self.last_error = None
+        if attempt.policy is not None:
+            self._apply_policy(attempt.policy)
+
+    def _apply_policy(self, fetched: PolicyFetch) -> None:
+        """Swap in a new published policy, fall back to the manifest's, or keep the one in force."""
+        if fetched.error is not None:
+            self.policy_error = str(fetched.error)
+            count("PolicyRefreshFailures")
+            logger.error("policy not loaded", extra={"reason": self.policy_error})
+            retry = min(self.settings.model_refresh_seconds, RETRY_AFTER_FAILURE_SECONDS)
+            self._next_check = min(self._next_check, self._clock() + retry)
+            return
+        self.policy_error = None
+        if fetched.unchanged:
+            return
+        replaced = self._policy.version if self._policy else None
+        self._policy = fetched.served
+        self._policy_pointer = fetched.pointer.identity if fetched.pointer else None
+        if fetched.served is not None:
+            count("PolicySwaps")
+            logger.info(
+                "policy loaded",
+                extra={
+                    "policy_version": fetched.served.version,
+                    "source": fetched.served.source,
+                    "replaced": replaced,
+                },
+            )
+        elif replaced is not None:
+            logger.warning(
+                "policy pointer gone: serving the model's manifest policy", extra={"replaced": replaced}
+            )
 
     def _serve(
         self, model: LoadedModel, pointer: dict[str, str] | None = None, replacing: LoadedModel | None = None

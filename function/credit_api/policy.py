@@ -25,13 +25,17 @@ and a 60-month loan, whose break-even probabilities differ several-fold.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import dataclass, fields
+from datetime import datetime
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Outcome = Literal["approve", "review", "decline"]
 GRADES: tuple[str, ...] = ("A", "B", "C", "D", "E")
@@ -61,10 +65,10 @@ class Policy(BaseModel):
 class ScoreScale(BaseModel):
     """Points = base_score at base_odds (good:bad), plus points_to_double_odds per doubling."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     base_score: float = 600.0
-    base_odds: float = 50.0
+    base_odds: float = Field(50.0, gt=0, description="good:bad odds at base_score; its log is taken")
     points_to_double_odds: float = Field(20.0, gt=0)
 
     def points(self, probabilities: ArrayLike) -> np.ndarray:
@@ -85,6 +89,65 @@ class ScoreScale(BaseModel):
 
 
 DEFAULT_SCALE = ScoreScale()
+
+POLICY_VERSION_PATTERN = r"^policy-[0-9a-f]{12}$"
+
+
+@lru_cache(maxsize=32)
+def policy_version(policy: Policy, scale: ScoreScale) -> str:
+    """``policy-<sha12>`` of the canonical JSON of the policy and score scale: the same numbers
+    always give the same version, whoever publishes them and whenever, and any change gives another.
+
+    Canonical: keys sorted, no whitespace, every field present (defaults included). Cached, as the
+    function derives it for the manifest's policy on every request that serves it.
+    """
+    content = {"policy": policy.model_dump(mode="json"), "score_scale": scale.model_dump(mode="json")}
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return f"policy-{hashlib.sha256(canonical.encode()).hexdigest()[:12]}"
+
+
+class PolicyDocument(BaseModel):
+    """A published decision policy: the numbers (:class:`Policy`, :class:`ScoreScale`) and who set
+    them, when and why. Its version is derived from the numbers, so a document cannot claim a
+    version its content does not have, and republishing the same numbers names the same version.
+
+    Validation is strict (unknown fields refused, rates strictly within (0, 1), the review band
+    within [0, 1) so that ``p* - half`` stays above 0 and the band is ordered, finite scale):
+    a document failing it is never served.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format_version: Literal[1] = 1
+    policy_version: str = Field(pattern=POLICY_VERSION_PATTERN, description="policy-<sha12> of the content")
+    policy: Policy
+    score_scale: ScoreScale = DEFAULT_SCALE
+    published_at: datetime
+    by: str = Field(min_length=1, max_length=200, description="who published it (a person or a run)")
+    reason: str = Field(min_length=1, max_length=2000, description="why the policy changed")
+
+    @model_validator(mode="after")
+    def _version_matches_content(self) -> PolicyDocument:
+        derived = policy_version(self.policy, self.score_scale)
+        if self.policy_version != derived:
+            raise ValueError(
+                f"policy_version {self.policy_version!r} does not match its content ({derived!r})"
+            )
+        return self
+
+    @classmethod
+    def create(
+        cls, policy: Policy, score_scale: ScoreScale, *, by: str, reason: str, published_at: datetime
+    ) -> PolicyDocument:
+        """A new document for these numbers, its version derived from them."""
+        return cls(
+            policy_version=policy_version(policy, score_scale),
+            policy=policy,
+            score_scale=score_scale,
+            published_at=published_at,
+            by=by,
+            reason=reason,
+        )
 
 
 class Decision(BaseModel):

@@ -13,6 +13,10 @@ that crashed (older than the function's timeout, with margin), or released after
 write, is taken over by a retry, conditionally, so exactly one retry wins. Records a failed
 write left behind are never answered to anyone and never overwritten.
 
+Every record and answer names the model and the policy it was decided under
+(``model_version``, ``policy_version``): the policy is published apart from the model, and both
+are taken once per request (:meth:`ModelStore.served`), so a batch is decided under one pair.
+
 A decision belongs to the API key that made it: only that caller, or a risk-team key, reads
 it or records its outcome; anyone else gets the same 404 as for an unknown id.
 """
@@ -36,12 +40,14 @@ from credit_api.decision_log import Claim, DecisionLog, Record
 from credit_api.errors import DecisionLogUnavailable, IdempotencyConflict, IdempotencyInProgress, NotFound
 from credit_api.model_store import LoadedModel, ModelStore
 from credit_api.observability import count, logger, milliseconds
+from credit_api.policy_store import ServedPolicy
 from credit_api.settings import DECISION_RETENTION_DAYS, IDEMPOTENCY_HOURS, IDEMPOTENCY_STALE_SECONDS
 from credit_api.underwriting import assess
 
 RESPONSE_FIELDS = (
     "decision_id",
     "model_version",
+    "policy_version",
     "probability_of_default",
     "decision",
     "score",
@@ -84,8 +90,11 @@ def random_ids(n: int) -> list[str]:
 
 
 def answer(record: Record) -> dict[str, Any]:
-    """What the caller gets for a decision: the record less inputs and bookkeeping."""
-    return {field: record[field] for field in RESPONSE_FIELDS}
+    """What the caller gets for a decision: the record less inputs and bookkeeping.
+
+    Records written before policies were versioned have no ``policy_version``: None on replay.
+    """
+    return {field: record.get(field) for field in RESPONSE_FIELDS}
 
 
 def claim_id(call: Call, route: str) -> str:
@@ -116,8 +125,13 @@ class DecisionService:
         """API key ids (the risk team's) that may read any decision and record any outcome."""
 
     def _records(
-        self, model: LoadedModel, applicants: list[dict[str, Any]], ids: list[str], call: Call
+        self,
+        served: tuple[LoadedModel, ServedPolicy],
+        applicants: list[dict[str, Any]],
+        ids: list[str],
+        call: Call,
     ) -> list[Record]:
+        model, policy = served
         created = datetime.now(UTC)
         created_at = created.isoformat(timespec="milliseconds").replace("+00:00", "Z")
         expires_at = int(created.timestamp()) + DECISION_RETENTION_DAYS * 86400
@@ -127,6 +141,7 @@ class DecisionService:
                 "decision_id": decision_id,
                 "created_at": created_at,
                 "model_version": model.version,
+                "policy_version": policy.version,
                 "request_id": call.request_id,
                 "idempotency_key": call.idempotency_key,
                 "request_hash": digest,
@@ -137,7 +152,7 @@ class DecisionService:
                 "outcome": None,
             }
             for decision_id, applicant, assessment in zip(
-                ids, applicants, assess(model, applicants), strict=True
+                ids, applicants, assess(model, applicants, policy), strict=True
             )
         ]
 
@@ -153,6 +168,7 @@ class DecisionService:
             extra={
                 "decision_ids": [r["decision_id"] for r in records],
                 "model_version": records[0]["model_version"],
+                "policy_version": records[0].get("policy_version"),
                 "outcomes": dict(outcomes),
                 "latency_ms": round(elapsed, 3),
                 "replayed": replayed,
@@ -212,7 +228,7 @@ class DecisionService:
         return records, False
 
     def _write(self, applicants: list[dict[str, Any]], ids: list[str], call: Call) -> list[Record]:
-        records = self._records(self.store.current(), applicants, ids, call)
+        records = self._records(self.store.served(), applicants, ids, call)
         if len(records) == 1:
             _, created = self.log.put(records[0])
             if not created:  # a random id already taken: not a collision to paper over

@@ -12,19 +12,26 @@ from typing import Any
 
 from credit_api.model_store import LoadedModel
 from credit_api.policy import decide_columns
+from credit_api.policy_store import ServedPolicy
 from credit_api.reasons import notices
 
 
-def assess(model: LoadedModel, applicants: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One assessment per applicant, in order: probability, decision, score, grade, profit, reasons."""
+def assess(
+    model: LoadedModel, applicants: Sequence[Mapping[str, Any]], policy: ServedPolicy | None = None
+) -> list[dict[str, Any]]:
+    """One assessment per applicant, in order: probability, decision, score, grade, profit, reasons.
+
+    ``policy``: the one in force (published apart from the model); None: the model's manifest's.
+    """
     manifest = model.manifest
+    served = policy or ServedPolicy.of_manifest(manifest)
     raw = model.scorer.predict(applicants)
     decided = decide_columns(
         raw,
         [a["amount"] for a in applicants],
         [a["months_loan_duration"] for a in applicants],
-        manifest.policy,
-        manifest.score_scale,
+        served.policy,
+        served.score_scale,
     )
     verdicts = decided.decision.tolist()
     adverse = [i for i, d in enumerate(verdicts) if d != "approve"]

@@ -26,6 +26,7 @@ def record(**changes: Any) -> dict[str, Any]:
         "decision_id": str(uuid.uuid4()),
         "created_at": "2026-11-30T17:00:00.000Z",
         "model_version": "m-1",
+        "policy_version": "policy-0123456789ab",
         "request_id": "req-1",
         "idempotency_key": None,
         "request_hash": None,

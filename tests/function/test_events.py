@@ -48,6 +48,7 @@ def check_answer(answer: dict[str, Any], model_version: str) -> None:
     assert set(answer) == {
         "decision_id",
         "model_version",
+        "policy_version",
         "probability_of_default",
         "decision",
         "score",
@@ -55,6 +56,7 @@ def check_answer(answer: dict[str, Any], model_version: str) -> None:
         "reasons",
     }
     assert answer["model_version"] == model_version
+    assert answer["policy_version"].startswith("policy-")
     assert 0.0 <= answer["probability_of_default"] <= 1.0
     assert answer["decision"] in {"approve", "review", "decline"}
     assert isinstance(answer["score"], int)

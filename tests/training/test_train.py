@@ -36,6 +36,7 @@ def test_a_quick_run_writes_the_model_the_manifest_and_the_reports(tmp_path):
     np.testing.assert_allclose(served, fitted, rtol=0, atol=PARITY_TOLERANCE)
     for report in (eda.REPORT, comparison.REPORT, economics.REPORT_FILE, comparison.ROC_PNG):
         assert (result.reports_dir / report).stat().st_size > 0, report
+    assert (result.reports_dir / economics.PREDICTIONS_FILE).stat().st_size > 0
     assert f"Champion: **{result.champion}**" in (result.reports_dir / comparison.REPORT).read_text()
     assert any("outer fold" in line for line in lines) and lines[-1].endswith("done")
 
