@@ -34,6 +34,12 @@ and a load running longer than ``STALE_LOAD_SECONDS`` is abandoned (its result d
 stuck socket cannot stop refreshes. Requests take one reference to the current model and
 keep it to the end, so a swap drops none. ``/health`` reports what is served and why
 (:meth:`ModelStore.status`).
+
+**The shadow challenger** (:mod:`credit_api.shadow`) is named by ``models/shadow.json`` and
+loaded by the same background fetch, after the champion, with the same checks. It never
+decides which model serves: a shadow pointer or model that fails a check leaves the champion
+untouched and the current shadow (if any) running, and is logged, counted
+(``ShadowLoadFailures``) and shown in ``/health``; a cleared or deleted pointer stops it.
 """
 
 from __future__ import annotations
@@ -58,6 +64,7 @@ from credit_api.scoring import Scorer
 from credit_api.settings import Settings
 
 POINTER_KEY = "models/champion.json"
+SHADOW_KEY = "models/shadow.json"
 RETRY_WITHOUT_MODEL_SECONDS = 5.0
 """With no model at all, how soon to try loading again (a short outage, not one per refresh interval)."""
 RETRY_AFTER_FAILURE_SECONDS = 30.0
@@ -162,6 +169,23 @@ def parse_pointer(raw: bytes, bucket: str) -> dict[str, str]:
     return pointer
 
 
+def parse_shadow(raw: bytes, bucket: str) -> dict[str, str] | None:
+    """The shadow pointer document; None when cleared (``model_version`` and ``key`` null)."""
+    try:
+        document = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise ModelLoadError(f"invalid shadow pointer s3://{bucket}/{SHADOW_KEY}: not JSON") from exc
+    if isinstance(document, dict) and document.get("model_version") is None and document.get("key") is None:
+        return None
+    if not isinstance(document, dict) or not all(
+        isinstance(document.get(k), str) and document[k] for k in ("model_version", "key", "sha256")
+    ):
+        raise ModelLoadError(
+            f"invalid shadow pointer s3://{bucket}/{SHADOW_KEY}: no model_version, key, sha256"
+        )
+    return document
+
+
 def load_from_s3(s3: Any, bucket: str, pointer: dict[str, str]) -> LoadedModel:
     started = time.perf_counter()
     prefix = pointer["key"].rstrip("/")
@@ -194,6 +218,16 @@ def _identity(pointer: dict[str, str]) -> tuple[str, str, str]:
 
 
 @dataclass(frozen=True)
+class _ShadowAttempt:
+    """What the background load found of the shadow: a new model, no change, none set, or an error."""
+
+    model: LoadedModel | None = None
+    pointer: dict[str, str] | None = None
+    error: str | None = None
+    cleared: bool = False
+
+
+@dataclass(frozen=True)
 class _Attempt:
     """What one background load of the S3 champion found, for a request thread to apply."""
 
@@ -201,6 +235,7 @@ class _Attempt:
     pointer: dict[str, str] | None = None
     error: ModelLoadError | None = None
     finished_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    shadow: _ShadowAttempt | None = None
 
 
 class ModelStore:
@@ -227,6 +262,10 @@ class ModelStore:
         self.last_error: str | None = None
         self.last_refresh_at: datetime | None = None
         self.champion_version: str | None = None
+        self.shadow: LoadedModel | None = None
+        """The shadow challenger scored beside the champion (set only by :meth:`_apply`)."""
+        self._shadow_pointer: tuple[str, str, str] | None = None
+        self.shadow_error: str | None = None
 
     def _client(self) -> Any:
         if self._s3 is None:
@@ -269,6 +308,9 @@ class ModelStore:
             "last_refresh_at": self.last_refresh_at.isoformat() if self.last_refresh_at else None,
             "last_refresh_error": self.last_error,
             "refreshing": refreshing,
+            "shadow_version": self.shadow.version if self.shadow else None,
+            "shadow_source": self.shadow.source if self.shadow else None,
+            "shadow_error": self.shadow_error,
         }
 
     def _cold_start(self) -> LoadedModel:
@@ -329,6 +371,30 @@ class ModelStore:
         done.set()
 
     def _fetch(self) -> _Attempt:
+        return replace(self._fetch_champion(), shadow=self._fetch_shadow())
+
+    def _fetch_shadow(self) -> _ShadowAttempt:
+        """The shadow pointer and, when it names a new version, its model, verified as the champion is."""
+        bucket = self.settings.model_bucket or ""
+        try:
+            try:
+                raw = self._client().get_object(Bucket=bucket, Key=SHADOW_KEY)["Body"].read()
+            except Exception as exc:
+                if error_code(exc) in ("NoSuchKey", "404"):
+                    return _ShadowAttempt(cleared=True)
+                raise ModelLoadError(f"cannot read s3://{bucket}/{SHADOW_KEY}: {error_code(exc)}") from exc
+            pointer = parse_shadow(raw, bucket)
+            if pointer is None:
+                return _ShadowAttempt(cleared=True)
+            if _identity(pointer) == self._shadow_pointer:
+                return _ShadowAttempt(pointer=pointer)
+            return _ShadowAttempt(model=load_from_s3(self._client(), bucket, pointer), pointer=pointer)
+        except ModelLoadError as exc:
+            return _ShadowAttempt(error=f"shadow: {exc}")
+        except Exception as exc:  # nothing about the shadow may stop the champion's refresh
+            return _ShadowAttempt(error=f"shadow load crashed: {exc.__class__.__name__}")
+
+    def _fetch_champion(self) -> _Attempt:
         bucket = self.settings.model_bucket or ""  # only called with a bucket configured
         try:
             pointer = read_pointer(self._client(), bucket)
@@ -359,6 +425,26 @@ class ModelStore:
             self._serve(attempt.model, pointer=attempt.pointer, replacing=self._model)
         else:
             self.last_error = None
+        if attempt.shadow is not None:
+            self._apply_shadow(attempt.shadow)
+
+    def _apply_shadow(self, found: _ShadowAttempt) -> None:
+        """Swap, stop or keep the shadow; a failure is counted and the current shadow kept."""
+        if found.error is not None:
+            self.shadow_error = found.error
+            count("ShadowLoadFailures")
+            logger.error("shadow model not loaded", extra={"reason": found.error})
+            return
+        self.shadow_error = None
+        if found.cleared and self.shadow is not None:
+            logger.info("shadow stopped", extra={"shadow_version": self.shadow.version})
+            self.shadow, self._shadow_pointer = None, None
+        elif found.model is not None and found.pointer is not None:
+            self.shadow, self._shadow_pointer = found.model, _identity(found.pointer)
+            logger.info(
+                "shadow model loaded",
+                extra={"shadow_version": found.model.version, "source": found.model.source},
+            )
 
     def _serve(
         self, model: LoadedModel, pointer: dict[str, str] | None = None, replacing: LoadedModel | None = None

@@ -13,6 +13,11 @@ that crashed (older than the function's timeout, with margin), or released after
 write, is taken over by a retry, conditionally, so exactly one retry wins. Records a failed
 write left behind are never answered to anyone and never overwritten.
 
+With a shadow challenger loaded (:mod:`credit_api.shadow`), each record also carries the
+shadow's ``{model_version, probability_of_default, decision}`` under ``shadow``: scored on the
+champion's input tensors, kept out of the answer, and never a reason to fail the request (a
+failure is logged and counted as ``ShadowScoringFailures``, and the record says ``None``).
+
 A decision belongs to the API key that made it: only that caller, or a risk-team key, reads
 it or records its outcome; anyone else gets the same 404 as for an unknown id.
 """
@@ -37,6 +42,7 @@ from credit_api.errors import DecisionLogUnavailable, IdempotencyConflict, Idemp
 from credit_api.model_store import LoadedModel, ModelStore
 from credit_api.observability import count, logger, milliseconds
 from credit_api.settings import DECISION_RETENTION_DAYS, IDEMPOTENCY_HOURS, IDEMPOTENCY_STALE_SECONDS
+from credit_api.shadow import score as shadow_score
 from credit_api.underwriting import assess
 
 RESPONSE_FIELDS = (
@@ -122,6 +128,9 @@ class DecisionService:
         created_at = created.isoformat(timespec="milliseconds").replace("+00:00", "Z")
         expires_at = int(created.timestamp()) + DECISION_RETENTION_DAYS * 86400
         digest = request_hash(applicants) if call.idempotency_key else None
+        feed = model.scorer.feed(applicants)
+        assessments = assess(model, applicants, feed)
+        shadows = self._shadow(model, feed, applicants)
         return [
             {
                 "decision_id": decision_id,
@@ -135,11 +144,29 @@ class DecisionService:
                 "inputs": applicant,
                 **assessment,
                 "outcome": None,
+                "shadow": shadow,
             }
-            for decision_id, applicant, assessment in zip(
-                ids, applicants, assess(model, applicants), strict=True
+            for decision_id, applicant, assessment, shadow in zip(
+                ids, applicants, assessments, shadows, strict=True
             )
         ]
+
+    def _shadow(
+        self, champion: LoadedModel, feed: dict[str, np.ndarray], applicants: list[dict[str, Any]]
+    ) -> list[dict[str, Any] | None]:
+        """The shadow's score per applicant, or ``None`` each when no (distinct) shadow runs or it fails."""
+        shadow = self.store.shadow
+        if shadow is None or shadow.sha256 == champion.sha256:
+            return [None] * len(applicants)
+        try:
+            return shadow_score(shadow, champion, feed, applicants)
+        except Exception as exc:  # the shadow never fails a request
+            count("ShadowScoringFailures")
+            logger.warning(
+                "shadow scoring failed",
+                extra={"shadow_version": shadow.version, "error": exc.__class__.__name__},
+            )
+            return [None] * len(applicants)
 
     def _observe(self, records: Sequence[Record], started: float, metric: str, replayed: bool) -> None:
         elapsed = (time.perf_counter() - started) * 1000

@@ -10,15 +10,25 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from credit_api.model_store import LoadedModel
 from credit_api.policy import decide_columns
 from credit_api.reasons import notices
 
 
-def assess(model: LoadedModel, applicants: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One assessment per applicant, in order: probability, decision, score, grade, profit, reasons."""
+def assess(
+    model: LoadedModel,
+    applicants: Sequence[Mapping[str, Any]],
+    feed: Mapping[str, np.ndarray] | None = None,
+) -> list[dict[str, Any]]:
+    """One assessment per applicant, in order: probability, decision, score, grade, profit, reasons.
+
+    ``feed`` is ``model.scorer.feed(applicants)`` when the caller built it already (to score
+    a shadow model on the same tensors).
+    """
     manifest = model.manifest
-    raw = model.scorer.predict(applicants)
+    raw = model.scorer.run(feed if feed is not None else model.scorer.feed(applicants))
     decided = decide_columns(
         raw,
         [a["amount"] for a in applicants],
