@@ -40,11 +40,24 @@ def applicants(n: int = 40) -> list[dict[str, Any]]:
     ]
 
 
+@pytest.fixture(scope="module")
+def client() -> Any:
+    """One S3 client for the module (making one costs ~0.5 s); moto mocks it in each test's ``aws``
+    (moto adds its handler to botocore's built-in ones on import, so it is imported first)."""
+    import boto3
+    import moto  # noqa: F401
+
+    return boto3.client(
+        "s3", region_name="eu-west-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
+
+
 @pytest.fixture
-def versioned(s3: Any) -> Any:
-    """The conftest bucket, versioned as the template's ModelBucket is (histories are object versions)."""
-    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    return s3
+def versioned(aws: None, client: Any) -> Any:
+    """A bucket versioned as the template's ModelBucket is (histories are object versions)."""
+    client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    return client
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from tests.function.conftest import BUNDLED
 from tests.shadow_support import challenger_dir
-from training import retrain
+from training import cli_models, retrain
 from training.cli_models import app
 
 BUCKET = "shadow-compare-test"
@@ -27,11 +27,12 @@ def record(
     shadow_: tuple[str, float] | None,
     defaulted: bool | None = None,
     version: str = "challenger-1",
+    day: int = 2,
 ) -> dict[str, Any]:
     """A decision record as the service writes it, reduced to what the comparison reads."""
     return {
         "decision_id": f"d{i}",
-        "created_at": f"2026-11-01T00:00:{i:02d}.000Z",
+        "created_at": f"2026-11-{day:02d}T00:00:{i:02d}.000Z",
         "model_version": "champion-1",
         "decision": champion[0],
         "probability_of_default": champion[1],
@@ -53,7 +54,9 @@ HAND_MADE = [
     record(5, ("review", 0.40), ("decline", 0.65)),
     record(6, ("review", 0.45), ("review", 0.45)),
     record(7, ("approve", 0.10), None, defaulted=True),  # no shadow ran: not compared
-    record(8, ("approve", 0.10), ("decline", 0.99), defaulted=True, version="challenger-0"),  # older shadow
+    record(
+        8, ("approve", 0.10), ("decline", 0.99), defaulted=True, version="challenger-0", day=1
+    ),  # the shadow before
 ]
 
 
@@ -65,7 +68,7 @@ def test_the_swap_set_counts_both_ways_and_lists_the_rows() -> None:
     assert [s["decision_id"] for s in found["swap_rows"]] == ["d1", "d2", "d3"]
     assert found["swap_rows"][0] == {
         "decision_id": "d1",
-        "created_at": "2026-11-01T00:00:01.000Z",
+        "created_at": "2026-11-02T00:00:01.000Z",
         "champion_version": "champion-1",
         "champion_decision": "approve",
         "champion_probability": 0.20,
@@ -145,7 +148,10 @@ def test_the_retrain_report_carries_the_comparison_while_a_shadow_runs(s3: Any, 
     assert unreadable == {"error": "shadow comparison unavailable: NoSuchBucket"}
 
 
-def test_the_cli_sets_shows_compares_and_clears(s3: Any, challenger: dict, tmp_path: Path) -> None:
+def test_the_cli_sets_shows_compares_and_clears(
+    s3: Any, challenger: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli_models, "_s3", lambda: s3)  # one client for all commands (each costs ~0.5 s)
     runner = CliRunner()
     base = ["shadow"]
     done = runner.invoke(app, [*base, "set", "challenger-1", "--bucket", BUCKET, "--reason", "try it"])
