@@ -160,12 +160,12 @@ def shadow_twin(champion: Any) -> Any:
     return build(data, json.dumps(manifest).encode(), source="bench:shadow-twin")
 
 
-def shadow(singles: int, block: int = 50) -> dict[str, Any]:
+def shadow(singles: int, block: int = 1) -> dict[str, Any]:
     """The single-applicant event with and without a shadow model, interleaved in one process.
 
-    Blocks of ``block`` calls alternate (which goes first alternates too), so drift on the
-    machine falls on both; the shadow's own work (:func:`credit_api.shadow.score`) is timed
-    apart as well.
+    Blocks of ``block`` calls alternate (which goes first alternates too), so load from elsewhere
+    on the machine falls on both alike; the shadow's own work (:func:`credit_api.shadow.score`)
+    is timed apart as well.
     """
     from credit_api.shadow import score
 

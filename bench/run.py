@@ -302,7 +302,7 @@ def write(
         " family costs). Its work per request is one more onnxruntime run on the input tensors already"
         " built for the champion, and the policy's probability correction and decision: timed apart,"
         f" `shadow.score` takes {shadowed['score_ms']:.3f} ms (median of 2000); the row above is the"
-        " whole handler with and without it, in alternating blocks of 50 calls in one process.",
+        " whole handler with and without it, calls alternating one by one in one process.",
         "- Tracing is off in these runs (`POWERTOOLS_TRACE_DISABLED=1`), as outside Lambda.",
         "- Peak RSS is the most of the cold-start processes and the warm process (which ran "
         f"{options.singles + options.singles // 10 + 1} single calls and {options.batches + 3} batches)."

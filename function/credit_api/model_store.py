@@ -36,7 +36,8 @@ keep it to the end, so a swap drops none. ``/health`` reports what is served and
 (:meth:`ModelStore.status`).
 
 **The shadow challenger** (:mod:`credit_api.shadow`) is named by ``models/shadow.json`` and
-loaded by the same background fetch, after the champion, with the same checks. It never
+loaded by the same background thread right after the champion (whose result, and a cold
+start waiting for it, never waits for the shadow), with the same checks. It never
 decides which model serves: a shadow pointer or model that fails a check leaves the champion
 untouched and the current shadow (if any) running, and is logged, counted
 (``ShadowLoadFailures``) and shown in ``/health``; a cleared or deleted pointer stops it.
@@ -235,7 +236,6 @@ class _Attempt:
     pointer: dict[str, str] | None = None
     error: ModelLoadError | None = None
     finished_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    shadow: _ShadowAttempt | None = None
 
 
 class ModelStore:
@@ -265,6 +265,8 @@ class ModelStore:
         self.shadow: LoadedModel | None = None
         """The shadow challenger scored beside the champion (set only by :meth:`_apply`)."""
         self._shadow_pointer: tuple[str, str, str] | None = None
+        self._shadow_loading: threading.Event | None = None
+        self._pending_shadow: _ShadowAttempt | None = None
         self.shadow_error: str | None = None
 
     def _client(self) -> Any:
@@ -285,9 +287,10 @@ class ModelStore:
     def settle(self, timeout: float = 30.0) -> None:
         """Wait for a background load to finish and apply it (tests, and a clean shutdown)."""
         with self._lock:
-            loading = self._loading
-        if loading is not None:
-            loading.wait(timeout)
+            loading, shadow_loading = self._loading, self._shadow_loading
+        for event in (loading, shadow_loading):
+            if event is not None:
+                event.wait(timeout)
         self._apply()
 
     def status(self) -> dict[str, Any]:
@@ -354,13 +357,15 @@ class ModelStore:
                 return self._loading
             self._generation += 1
             self._loading, self._loading_since = threading.Event(), now
+            self._shadow_loading = threading.Event()
             self._next_check = now + self.settings.model_refresh_seconds
-            started = (self._generation, self._loading)
+            started = (self._generation, self._loading, self._shadow_loading)
         threading.Thread(target=self._load, args=started, name="model-load", daemon=True).start()
         return started[1]
 
-    def _load(self, generation: int, done: threading.Event) -> None:
-        """In the background thread: read the pointer and the model; keep the result for a request."""
+    def _load(self, generation: int, done: threading.Event, shadow_done: threading.Event) -> None:
+        """In the background thread: read the pointer and the model, then the shadow's; keep the
+        results for a request."""
         try:
             attempt = self._fetch()
         except Exception as exc:  # a bug must not leave the store waiting forever
@@ -369,9 +374,11 @@ class ModelStore:
             if generation == self._generation:
                 self._pending, self._loading = attempt, None
         done.set()
-
-    def _fetch(self) -> _Attempt:
-        return replace(self._fetch_champion(), shadow=self._fetch_shadow())
+        shadow = self._fetch_shadow()
+        with self._lock:
+            if generation == self._generation:
+                self._pending_shadow = shadow
+        shadow_done.set()
 
     def _fetch_shadow(self) -> _ShadowAttempt:
         """The shadow pointer and, when it names a new version, its model, verified as the champion is."""
@@ -394,7 +401,7 @@ class ModelStore:
         except Exception as exc:  # nothing about the shadow may stop the champion's refresh
             return _ShadowAttempt(error=f"shadow load crashed: {exc.__class__.__name__}")
 
-    def _fetch_champion(self) -> _Attempt:
+    def _fetch(self) -> _Attempt:
         bucket = self.settings.model_bucket or ""  # only called with a bucket configured
         try:
             pointer = read_pointer(self._client(), bucket)
@@ -411,6 +418,9 @@ class ModelStore:
         """In a request thread: apply a finished background load (swap, or count its failure)."""
         with self._lock:
             attempt, self._pending = self._pending, None
+            shadow, self._pending_shadow = self._pending_shadow, None
+        if shadow is not None:
+            self._apply_shadow(shadow)
         if attempt is None:
             return
         self.last_refresh_at = attempt.finished_at
@@ -425,8 +435,6 @@ class ModelStore:
             self._serve(attempt.model, pointer=attempt.pointer, replacing=self._model)
         else:
             self.last_error = None
-        if attempt.shadow is not None:
-            self._apply_shadow(attempt.shadow)
 
     def _apply_shadow(self, found: _ShadowAttempt) -> None:
         """Swap, stop or keep the shadow; a failure is counted and the current shadow kept."""

@@ -17,6 +17,8 @@ With a shadow challenger loaded (:mod:`credit_api.shadow`), each record also car
 shadow's ``{model_version, probability_of_default, decision}`` under ``shadow``: scored on the
 champion's input tensors, kept out of the answer, and never a reason to fail the request (a
 failure is logged and counted as ``ShadowScoringFailures``, and the record says ``None``).
+Reading a record back, only the risk team sees it: it is the bank's model-risk evidence, not
+part of the decision its caller was given.
 
 A decision belongs to the API key that made it: only that caller, or a risk-team key, reads
 it or records its outcome; anyone else gets the same 404 as for an unknown id.
@@ -277,7 +279,13 @@ class DecisionService:
         record = self.log.get(decision_id)
         if record is None or not self._may_see(record, caller):
             raise NotFound(f"No decision with id {decision_id!r}.")
-        return record
+        return self._shown(record, caller)
+
+    def _shown(self, record: Record, caller: str) -> Record:
+        """The record as ``caller`` may read it: the shadow's score for the risk team only."""
+        if caller in self.readers:
+            return record
+        return {k: v for k, v in record.items() if k != "shadow"}
 
     def record_outcome(
         self, decision_id: str, defaulted: bool, observed_at: datetime, caller: str = ""
@@ -291,4 +299,4 @@ class DecisionService:
         record = self.log.record_outcome(decision_id, outcome)
         count("OutcomesRecorded")
         logger.info("outcome recorded", extra={"decision_id": decision_id})
-        return record
+        return self._shown(record, caller)

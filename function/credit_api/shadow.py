@@ -183,7 +183,7 @@ def score(
     if shadow.scorer.input_types != champion.scorer.input_types:
         feed = shadow.scorer.feed(applicants)
     raw = shadow.scorer.run(feed)
-    if not np.all(np.isfinite(raw) & (raw >= 0) & (raw <= 1)):
+    if not (raw.min() >= 0.0 and raw.max() <= 1.0):  # NaN fails both comparisons too
         raise ValueError("the shadow returned probabilities outside [0, 1]")
     policy = shadow.manifest.policy
     p = correct_to_population(raw, policy)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -327,3 +328,19 @@ def test_dynamodb_records_carry_the_shadow_too(
     plain = client.post("/predict", json=EXAMPLE_APPLICANT).json()
     item = dynamodb.get_item(TableName=TABLE, Key={"decision_id": {"S": plain["decision_id"]}})["Item"]
     assert "shadow" not in item and log.get(plain["decision_id"])["shadow"] is None
+
+
+def test_reading_a_record_back_shows_the_shadow_to_the_risk_team_only(
+    versioned: Any, stored: dict, settings: Settings, sqlite_log: Any
+) -> None:
+    from credit_api.service import Call, DecisionService
+
+    shadow.set_shadow(versioned, BUCKET, stored["challenger"], by="t", reason="r")
+    _, store = shadowed_app(settings, versioned, sqlite_log)
+    service = DecisionService(store, sqlite_log, readers={"risk-key"})
+    answer, _ = service.predict(EXAMPLE_APPLICANT, Call(request_id="r1", caller="lender-key"))
+    assert "shadow" not in answer
+    assert "shadow" not in service.decision(answer["decision_id"], "lender-key")
+    assert service.decision(answer["decision_id"], "risk-key")["shadow"]["model_version"] == "challenger-1"
+    observed = datetime(2026, 11, 30, tzinfo=UTC)
+    assert "shadow" not in service.record_outcome(answer["decision_id"], False, observed, "lender-key")
