@@ -228,8 +228,15 @@ def roc_auc(labels: Sequence[int], scores: Sequence[float]) -> float | None:
 
 
 def _shadowed(record: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The record's shadow score when it is one the comparison can use (and the champion's too)."""
     shadow = record.get("shadow")
-    if isinstance(shadow, Mapping) and shadow.get("decision") in OUTCOMES:
+    if (
+        isinstance(shadow, Mapping)
+        and shadow.get("decision") in OUTCOMES
+        and isinstance(shadow.get("probability_of_default"), int | float)
+        and record.get("decision") in OUTCOMES
+        and isinstance(record.get("probability_of_default"), int | float)
+    ):
         return shadow
     return None
 

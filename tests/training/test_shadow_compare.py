@@ -183,3 +183,12 @@ def test_the_cli_sets_shows_compares_and_clears(
     assert cleared.exit_code == 0 and "shadow cleared" in cleared.output
     shown = runner.invoke(app, [*base, "show", "--bucket", BUCKET, "--json"])
     assert '"shadow": null' in shown.output and '"action": "clear"' in shown.output
+
+
+def test_records_a_comparison_cannot_use_are_left_out() -> None:
+    broken = [
+        {**record(20, ("approve", 0.1), ("decline", 0.9)), "shadow": {"model_version": "challenger-1"}},
+        {**record(21, ("approve", 0.1), ("decline", 0.9)), "shadow": "declined"},
+        {**record(22, ("approve", 0.1), ("decline", 0.9)), "probability_of_default": None},
+    ]
+    assert shadow.compare([*HAND_MADE, *broken])["n"] == shadow.compare(HAND_MADE)["n"] == 7
