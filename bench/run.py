@@ -131,6 +131,7 @@ def main() -> None:
     parser.add_argument("--cold-runs", type=int, default=12)
     parser.add_argument("--singles", type=int, default=3000)
     parser.add_argument("--batches", type=int, default=30)
+    parser.add_argument("--shadow-singles", type=int, default=3000, help="calls with and without a shadow")
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     options = parser.parse_args()
 
@@ -159,7 +160,7 @@ def main() -> None:
             for impl in IMPLS
         }
         on_disk = measure(["warm", "function", "100", str(options.batches)], env, disk)
-        shadowed = measure(["shadow", "function", str(options.singles)], env, workdir)
+        shadowed = measure(["shadow", "function", str(options.shadow_singles)], env, workdir)
         aws = [measure(["aws", "function"], env, workdir) for _ in range(5)]
         info["log_dir"] = "tmpfs (/dev/shm)" if workdir.is_relative_to(shm) else "a temporary directory"
         info["load_after"] = " / ".join(f"{x:.2f}" for x in os.getloadavg())
