@@ -55,6 +55,9 @@ class PandasScorer:
 class JoblibStore:
     """Loads the pickle on first use, as the function loads its model."""
 
+    shadow: LoadedModel | None = None
+    """The obvious build runs no shadow challenger."""
+
     def __init__(self, pipeline_path: Path, model_dir: Path) -> None:
         self.pipeline_path = pipeline_path
         self.model_dir = model_dir

@@ -1,4 +1,4 @@
-"""One measured process: ``python -m bench.child {cold|warm|aws} {function|baseline} RESULT_JSON``.
+"""One measured process: ``python -m bench.child {cold|warm|shadow|aws} {function|baseline} RESULT_JSON``.
 
 Run by :mod:`bench.run` in a fresh interpreter each time, with stdout (the function's JSON logs
 and EMF metrics, written as in Lambda) sent to /dev/null. Results go to ``RESULT_JSON``.
@@ -140,6 +140,64 @@ def breakdown(module: Any, batch: dict[str, Any], runs: int = 10) -> dict[str, f
     return found
 
 
+def shadow_twin(champion: Any) -> Any:
+    """A shadow exactly as costly as the champion: its graph with one more metadata entry.
+
+    Other bytes (so another sha256, and the service scores it: it skips a shadow identical to
+    the champion), the same nodes, so the measured cost is that of a real challenger of the
+    same family.
+    """
+    import onnx
+    from credit_api.manifest import MANIFEST_FILE, MODEL_FILE
+    from credit_api.model_store import build, sha256
+
+    model_dir = ROOT / "function" / "model"
+    graph = onnx.load_from_string((model_dir / MODEL_FILE).read_bytes())
+    graph.metadata_props.add(key="bench", value="shadow twin")
+    data = graph.SerializeToString()
+    manifest = json.loads((model_dir / MANIFEST_FILE).read_text())
+    manifest.update(model_version=f"{champion.version}-shadow", onnx_sha256=sha256(data))
+    return build(data, json.dumps(manifest).encode(), source="bench:shadow-twin")
+
+
+def shadow(singles: int, block: int = 1) -> dict[str, Any]:
+    """The single-applicant event with and without a shadow model, interleaved in one process.
+
+    Blocks of ``block`` calls alternate (which goes first alternates too), so load from elsewhere
+    on the machine falls on both alike; the shadow's own work (:func:`credit_api.underwriting.shadow_score`)
+    is timed apart as well.
+    """
+    from credit_api.underwriting import shadow_score as score
+
+    module = importlib.import_module(ENTRY["function"])
+    store = module.app.state.service.store
+    context, single = Context(), single_event()
+    checked(module.handler(single, context))
+    champion = store.current()
+    twin = shadow_twin(champion)
+    timed(module.handler, single, context, max(100, singles // 10))
+    runs: dict[str, list[float]] = {"plain": [], "shadow": []}
+    for round_ in range(max(1, singles // block)):
+        order = [("plain", None), ("shadow", twin)]
+        for name, model in order if round_ % 2 == 0 else order[::-1]:
+            store.shadow = model
+            runs[name].extend(timed(module.handler, single, context, block))
+    store.shadow = None
+    applicant = [json.loads(single["body"])]
+    feed = champion.scorer.feed(applicant)
+    direct = []
+    for _ in range(2000):
+        started = time.perf_counter()
+        score(twin, champion, feed, applicant)
+        direct.append((time.perf_counter() - started) * 1000)
+    return {
+        "plain_ms": runs["plain"],
+        "shadow_ms": runs["shadow"],
+        "score_ms": sorted(direct)[len(direct) // 2],
+        "shadow_version": twin.version,
+    }
+
+
 def aws() -> dict[str, Any]:
     """What a deployed cold start adds: boto3 and its two clients, then the X-Ray SDK (active tracing)."""
     started = time.perf_counter()
@@ -161,6 +219,8 @@ def main() -> None:
         result = cold(impl)
     elif mode == "warm":
         result = warm(impl, int(sys.argv[4]), int(sys.argv[5]))
+    elif mode == "shadow":
+        result = shadow(int(sys.argv[4]))
     else:
         result = aws()
     out.write_text(json.dumps(result))

@@ -9,7 +9,9 @@ falls on both alike:
 - warm latency: the same single-applicant event (review or decline, so with reasons) through
   the handler, p50 and p99;
 - batch: 1000 applicants of ``data/credit.csv`` in one v1 event through the handler;
-- peak RSS of the function process after all of that.
+- peak RSS of the function process after all of that;
+- shadow scoring: the single-applicant event with and without a shadow challenger loaded,
+  in blocks interleaved in one process (:func:`bench.child.shadow`), and the difference.
 
 Decisions are recorded in SQLite, the local store, on tmpfs (``/dev/shm``) so that the numbers
 measure the function's own work rather than this machine's disk; one more warm run with the
@@ -130,6 +132,8 @@ class Options:
     singles: int
     batches: int
     out: Path
+    shadow_singles: int = 3000
+    """Single requests timed with and without a shadow challenger (alternating)."""
 
 
 def run(options: Options) -> str:
@@ -159,11 +163,12 @@ def run(options: Options) -> str:
             for impl in IMPLS
         }
         on_disk = measure(["warm", "function", "100", str(options.batches)], env, disk)
+        shadowed = measure(["shadow", "function", str(options.shadow_singles)], env, workdir)
         aws = [measure(["aws", "function"], env, workdir) for _ in range(5)]
         info["log_dir"] = "tmpfs (/dev/shm)" if workdir.is_relative_to(shm) else "a temporary directory"
         info["load_after"] = " / ".join(f"{x:.2f}" for x in os.getloadavg())
 
-    write(options, info, started_at, (estimator, difference), cold, warm, on_disk, aws)
+    write(options, info, started_at, (estimator, difference), cold, warm, on_disk, aws, shadowed)
     return options.out.read_text()
 
 
@@ -176,6 +181,7 @@ def write(
     warm: dict[str, dict[str, Any]],
     on_disk: dict[str, Any],
     aws: list[dict[str, Any]],
+    shadowed: dict[str, Any],
 ) -> None:
     manifest = json.loads((MODEL_DIR / "manifest.json").read_text())
     med = {
@@ -206,6 +212,8 @@ def write(
     xray = statistics.median(r["xray_ms"] for r in aws)
     outcomes = warm["function"]["batch_outcomes"]
     parts = warm["function"]["breakdown"]
+    plain50, shadow50 = percentile(shadowed["plain_ms"], 50), percentile(shadowed["shadow_ms"], 50)
+    shadow_cost = shadow50 - plain50
     lines = [
         "# Benchmarks",
         "",
@@ -248,6 +256,9 @@ def write(
             verdict(p50["function"] <= 1.5),
         ),
         row("warm, one applicant with reasons, p99", "reported", p99["function"], p99["baseline"], ""),
+        f"| warm, one applicant, p50 without / with a shadow model ({len(shadowed['plain_ms'])} calls each,"
+        f" interleaved) | shadow adds <= 0.2 ms | {number(plain50, 'ms')} / {number(shadow50, 'ms')}"
+        f" (+{shadow_cost:.3f} ms) | | | {verdict(shadow_cost <= 0.2)} |",
         row(
             f"batch of 1000 through the handler, p50 ({options.batches} calls)",
             "<= 30 ms",
@@ -290,6 +301,13 @@ def write(
         f" creating the S3 and DynamoDB clients takes {boto:.0f} ms here (median of {len(aws)}), and with"
         f" active X-Ray tracing the X-Ray SDK import adds {xray:.0f} ms. A deployed cold start pays the"
         " first, and the second only with `Tracing: Active`.",
+        "- Shadow scoring: the shadow is the champion's own graph with one more metadata entry (other"
+        " bytes, so the service scores it; the same nodes, so it costs what a challenger of the same"
+        " family costs). Its work per request is one more onnxruntime run on the input tensors already"
+        " built for the champion, and the policy's probability correction and decision: timed apart,"
+        f" `underwriting.shadow_score` takes {shadowed['score_ms']:.3f} ms (median of 2000); the row above"
+        " is the"
+        " whole handler with and without it, calls alternating one by one in one process.",
         "- Tracing is off in these runs (`POWERTOOLS_TRACE_DISABLED=1`), as outside Lambda.",
         "- Peak RSS is the most of the cold-start processes and the warm process (which ran "
         f"{options.singles + options.singles // 10 + 1} single calls and {options.batches + 3} batches)."

@@ -410,11 +410,15 @@ def bench(
     singles: Annotated[int, typer.Option(min=1, help="Warm single-applicant calls per build.")] = 3000,
     batches: Annotated[int, typer.Option(min=1, help="Warm batches of 1000 per build.")] = 30,
     out: Annotated[Path | None, typer.Option(help="The report to (re)write. Default: BENCHMARKS.md.")] = None,
+    shadow_singles: Annotated[
+        int, typer.Option(min=1, help="Single calls timed with and without a shadow challenger.")
+    ] = 3000,
 ) -> None:
     """Benchmark the function against the obvious scikit-learn + pandas build; writes BENCHMARKS.md."""
     from bench.run import ROOT, Options, run
 
-    typer.echo(run(Options(cold_runs, singles, batches, out or ROOT / "BENCHMARKS.md")))
+    options = Options(cold_runs, singles, batches, out or ROOT / "BENCHMARKS.md", shadow_singles)
+    typer.echo(run(options))
 
 
 class LoadConfig(StrEnum):

@@ -1,4 +1,4 @@
-"""``credit models``: the model registry from the command line (list, history, promote, rollback).
+"""``credit models``: the model registry from the command line (list, history, promote, rollback, shadow).
 
 Each command works on the model bucket given by ``--bucket`` (or ``MODEL_BUCKET``); the S3
 endpoint comes from ``AWS_ENDPOINT_URL`` (the local stack's moto server), credentials from
@@ -135,3 +135,156 @@ def rollback(
     except registry.RegistryError as exc:
         raise _fail(exc) from exc
     typer.echo(f"champion: {pointer['model_version']} ({pointer['key']})")
+
+
+shadow_app = typer.Typer(
+    help="The shadow challenger: scored on every request beside the champion, never answering.",
+    no_args_is_help=True,
+)
+app.add_typer(shadow_app, name="shadow")
+
+Reason = Annotated[str, typer.Option(help="Why (goes into the shadow's history).")]
+
+
+@shadow_app.command("set")
+def shadow_set(
+    target: Annotated[str, typer.Argument(help="A stored version (its model version, directory or key).")],
+    bucket: Bucket,
+    reason: Reason = "challenger set to run in shadow",
+) -> None:
+    """Run a stored version in shadow, after verifying it (the function loads it on its next refresh)."""
+    from credit_api import registry
+    from credit_api import shadow as shadows
+
+    s3 = _s3()
+    try:
+        ref = registry.resolve(s3, bucket, target, registry.read_champion(s3, bucket))
+        document = shadows.set_shadow(s3, bucket, ref, by=_operator(), reason=reason)
+    except registry.RegistryError as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"shadow: {document['model_version']} ({document['key']})")
+
+
+@shadow_app.command("clear")
+def shadow_clear(bucket: Bucket, reason: Reason = "shadow stopped") -> None:
+    """Stop the shadow (the function drops it on its next refresh)."""
+    from credit_api import registry
+    from credit_api import shadow as shadows
+
+    try:
+        document = shadows.clear(_s3(), bucket, by=_operator(), reason=reason)
+    except registry.RegistryError as exc:
+        raise _fail(exc) from exc
+    typer.echo("shadow cleared" if document else "no shadow was set")
+
+
+@shadow_app.command("show")
+def shadow_show(
+    bucket: Bucket,
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many changes.")] = 20,
+    as_json: Json = False,
+) -> None:
+    """The shadow now, and every change of shadow, newest first."""
+    from credit_api import shadow as shadows
+
+    s3 = _s3()
+    current = shadows.read(s3, bucket)
+    entries = shadows.history(s3, bucket)[:limit]
+    if as_json:
+        _echo_json({"shadow": current.pointer, "invalid": current.invalid, "history": entries})
+        return
+    if current.invalid:
+        typer.secho(f"shadow pointer refused: {current.invalid}", fg=typer.colors.RED)
+    elif current.pointer:
+        typer.echo(f"shadow: {current.pointer['model_version']} ({current.pointer['key']})")
+    else:
+        typer.echo("no shadow is set")
+    for entry in entries:
+        typer.echo(
+            f"{entry['when']}  {entry['action']:<7} {entry['version'] or '-'}  by {entry['by'] or '-'}"
+        )
+        if entry["reason"]:
+            typer.echo(f"    {entry['reason']}")
+
+
+def _decision_records(table: str | None, db: Path | None) -> list[dict[str, Any]]:
+    if table:
+        import boto3
+
+        from training.retrain import scan_decisions
+
+        endpoint = os.environ.get("AWS_ENDPOINT_URL") or None
+        return scan_decisions(boto3.session.Session().client("dynamodb", endpoint_url=endpoint), table)
+    if db is None:
+        raise typer.BadParameter("give --table (DECISIONS_TABLE) or --db (DECISIONS_DB)")
+    if not db.is_file():
+        raise typer.BadParameter(f"no decision log at {db}")
+    from credit_api.decision_log import SqliteDecisionLog
+
+    log = SqliteDecisionLog(db)
+    try:
+        return log.records()
+    finally:
+        log.close()
+
+
+def _percent(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "-"
+
+
+def _print_comparison(found: dict[str, Any], rows: int) -> None:
+    from credit_api import shadow as shadows
+
+    n = found["n"]
+    champions = ", ".join(f"{v} ({k})" for v, k in found["champion_versions"].items()) or "-"
+    typer.echo(f"shadow {found['shadow_version']} against champion {champions}: {n} decisions scored by both")
+    typer.echo(f"same decision: {found['agree']} ({_percent(found['agree'], n)})")
+    swaps = found["swaps"]
+    typer.echo(
+        "swap set: champion approves, shadow declines"
+        f" {swaps['champion_approves_shadow_declines']};"
+        f" champion declines, shadow approves {swaps['champion_declines_shadow_approves']}"
+    )
+    typer.echo("champion / shadow".ljust(20) + "".join(f"{o:>10}" for o in shadows.OUTCOMES))
+    for outcome, row in found["decisions"].items():
+        typer.echo(f"{outcome:<20}" + "".join(f"{row[o]:>10}" for o in shadows.OUTCOMES))
+    auc = found["auc"]
+    if auc["champion"] is None:
+        typer.echo(f"AUC: not yet ({auc['n']} outcomes, {auc['defaults']} defaults: both classes are needed)")
+    else:
+        typer.echo(
+            f"AUC on the same {auc['n']} loans ({auc['defaults']} defaults):"
+            f" champion {auc['champion']:.4f}, shadow {auc['shadow']:.4f}"
+        )
+    for swap in found["swap_rows"][:rows]:
+        typer.echo(
+            f"  {swap['decision_id']}  champion {swap['champion_decision']} ({swap['champion_probability']})"
+            f"  shadow {swap['shadow_decision']} ({swap['shadow_probability']})"
+        )
+
+
+@shadow_app.command("compare")
+def shadow_compare(
+    table: Annotated[
+        str | None, typer.Option("--table", envvar="DECISIONS_TABLE", help="The decisions table (DynamoDB).")
+    ] = None,
+    db: Annotated[
+        Path | None, typer.Option("--db", envvar="DECISIONS_DB", help="A local SQLite decision log.")
+    ] = None,
+    version: Annotated[
+        str | None, typer.Option("--version", help="The shadow version to compare (default: the latest).")
+    ] = None,
+    rows: Annotated[int, typer.Option(min=0, help="Swap rows to list.")] = 10,
+    as_json: Json = False,
+) -> None:
+    """Champion against shadow on live traffic: the swap set, and both AUCs on the loans with outcomes."""
+    from credit_api import shadow as shadows
+
+    found = shadows.compare(_decision_records(table, db), version)
+    if as_json:
+        _echo_json(found)
+        return
+    if found["n"] == 0:
+        typer.echo("no decision carries a shadow score" + (f" of {version}" if version else ""))
+        return
+    _print_comparison(found, rows)

@@ -58,7 +58,7 @@ import numpy as np
 import pandas as pd
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
-from credit_api import registry
+from credit_api import registry, shadow
 from credit_api.aws import error_code
 from credit_api.decision_log import from_attribute
 from credit_api.model_store import POINTER_KEY, LoadedModel
@@ -156,6 +156,9 @@ class RetrainResult:
     report_keys: list[str] = field(default_factory=list)
     champion_changed_to: list[str | None] = field(default_factory=list)
     """Champions found to have replaced the one the run started from, in the order found."""
+    shadow: dict[str, Any] | None = None
+    """The live comparison of the champion and the shadow challenger, when one runs
+    (:func:`credit_api.shadow.compare`): the swap set and both AUCs on the same loans."""
 
     def summary(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self), default=str))
@@ -231,6 +234,16 @@ def current_champion(s3: Any, bucket: str) -> tuple[registry.Champion, LoadedMod
     if champion.pointer is None:
         return champion, None
     return champion, registry.verify(s3, bucket, registry.ref_of(champion.pointer))
+
+
+def shadow_comparison(s3: Any, bucket: str, records: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The shadow's live comparison for the report; a failure to read it is reported, not raised
+    (the comparison informs the promotion decision, it is not a reason to skip the retrain)."""
+    try:
+        return shadow.live_comparison(s3, bucket, records)
+    except Exception as exc:
+        logger.warning("shadow comparison unavailable", extra={"error": error_code(exc)})
+        return {"error": f"shadow comparison unavailable: {error_code(exc)}"}
 
 
 def auc(labels: np.ndarray, probabilities: np.ndarray) -> float:
@@ -410,6 +423,7 @@ def retrain(
             challenger_version=challenger_version,
             champion_version=champion.version if champion else None,
             drift=drift_report,
+            shadow=shadow_comparison(s3, settings.bucket, records),
         )
         keys = upload_training_reports(s3, settings.bucket, prefix, work / "challenger")
         result.report_keys = [*keys, run.report_key]

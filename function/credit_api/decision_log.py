@@ -34,7 +34,9 @@ A record, as stored and as returned by ``GET /decisions/{id}`` to its caller::
      the retention, DynamoDB's TTL attribute; local SQLite files are not pruned),
      "inputs": {16 inputs}, "probability_of_default", "decision", "score", "risk_grade",
      "expected_profit", "reasons": [{"input", "label", "message"}],
-     "outcome": None | {"defaulted", "observed_at", "recorded_at"}}
+     "outcome": None | {"defaulted", "observed_at", "recorded_at"},
+     "shadow": None | {"model_version", "probability_of_default", "decision"} (the shadow
+     challenger's score, :mod:`credit_api.shadow`; never part of the answer)}
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ from credit_api.observability import logger
 
 Record = dict[str, Any]
 Claim = dict[str, Any]
-OPTIONAL_FIELDS = ("idempotency_key", "request_hash", "outcome", "policy_version")
+OPTIONAL_FIELDS = ("idempotency_key", "request_hash", "outcome", "policy_version", "shadow")
 """Fields that may be None: DynamoDB stores them only when set; older records lack policy_version."""
 
 
@@ -210,6 +212,15 @@ class SqliteDecisionLog:
                 ):
                     found[decision_id] = self._load(record, outcome)
             return found
+
+        return self._run(work)
+
+    def records(self) -> list[Record]:
+        """Every record, oldest first (the shadow comparison and local monitoring read them all)."""
+
+        def work(db: sqlite3.Connection) -> list[Record]:
+            rows = db.execute("SELECT record, outcome FROM decisions ORDER BY created_at").fetchall()
+            return [self._load(record, outcome) for record, outcome in rows]
 
         return self._run(work)
 

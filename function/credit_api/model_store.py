@@ -40,6 +40,13 @@ by the same background load: :meth:`ModelStore.served` gives a request the model
 policy together. A policy that fails its checks is never served: the one in force stays, and
 the failure is counted (``PolicyRefreshFailures``) and shown by ``/health``. With no policy
 published, the served model's manifest policy applies.
+
+**The shadow challenger** (:mod:`credit_api.shadow`) is named by ``models/shadow.json`` and
+loaded by the same background thread right after the champion (whose result, and a cold
+start waiting for it, never waits for the shadow), with the same checks. It never
+decides which model serves: a shadow pointer or model that fails a check leaves the champion
+untouched and the current shadow (if any) running, and is logged, counted
+(``ShadowLoadFailures``) and shown in ``/health``; a cleared or deleted pointer stops it.
 """
 
 from __future__ import annotations
@@ -65,6 +72,7 @@ from credit_api.scoring import Scorer
 from credit_api.settings import Settings
 
 POINTER_KEY = "models/champion.json"
+SHADOW_KEY = "models/shadow.json"
 RETRY_WITHOUT_MODEL_SECONDS = 5.0
 """With no model at all, how soon to try loading again (a short outage, not one per refresh interval)."""
 RETRY_AFTER_FAILURE_SECONDS = 30.0
@@ -169,6 +177,23 @@ def parse_pointer(raw: bytes, bucket: str) -> dict[str, str]:
     return pointer
 
 
+def parse_shadow(raw: bytes, bucket: str) -> dict[str, str] | None:
+    """The shadow pointer document; None when cleared (``model_version`` and ``key`` null)."""
+    try:
+        document = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise ModelLoadError(f"invalid shadow pointer s3://{bucket}/{SHADOW_KEY}: not JSON") from exc
+    if isinstance(document, dict) and document.get("model_version") is None and document.get("key") is None:
+        return None
+    if not isinstance(document, dict) or not all(
+        isinstance(document.get(k), str) and document[k] for k in ("model_version", "key", "sha256")
+    ):
+        raise ModelLoadError(
+            f"invalid shadow pointer s3://{bucket}/{SHADOW_KEY}: no model_version, key, sha256"
+        )
+    return document
+
+
 def load_from_s3(s3: Any, bucket: str, pointer: dict[str, str]) -> LoadedModel:
     started = time.perf_counter()
     prefix = pointer["key"].rstrip("/")
@@ -198,6 +223,16 @@ def publish(s3_client: Any, bucket: str, model_dir: Path | str) -> dict[str, Any
 
 def _identity(pointer: dict[str, str]) -> tuple[str, str, str]:
     return (pointer["model_version"], pointer["key"], pointer["sha256"])
+
+
+@dataclass(frozen=True)
+class _ShadowAttempt:
+    """What the background load found of the shadow: a new model, no change, none set, or an error."""
+
+    model: LoadedModel | None = None
+    pointer: dict[str, str] | None = None
+    error: str | None = None
+    cleared: bool = False
 
 
 @dataclass(frozen=True)
@@ -240,6 +275,12 @@ class ModelStore:
         self._policy_pointer: tuple[str, str, str] | None = None
         self.policy_error: str | None = None
         self._manifest_policies: tuple[LoadedModel, ServedPolicy] | None = None
+        self.shadow: LoadedModel | None = None
+        """The shadow challenger scored beside the champion (set only by :meth:`_apply`)."""
+        self._shadow_pointer: tuple[str, str, str] | None = None
+        self._shadow_loading: threading.Event | None = None
+        self._pending_shadow: _ShadowAttempt | None = None
+        self.shadow_error: str | None = None
 
     def _client(self) -> Any:
         if self._s3 is None:
@@ -272,9 +313,10 @@ class ModelStore:
     def settle(self, timeout: float = 30.0) -> None:
         """Wait for a background load to finish and apply it (tests, and a clean shutdown)."""
         with self._lock:
-            loading = self._loading
-        if loading is not None:
-            loading.wait(timeout)
+            loading, shadow_loading = self._loading, self._shadow_loading
+        for event in (loading, shadow_loading):
+            if event is not None:
+                event.wait(timeout)
         self._apply()
 
     def status(self) -> dict[str, Any]:
@@ -301,6 +343,9 @@ class ModelStore:
             "policy_version": policy.version,
             "policy_source": policy.source,
             "last_policy_error": self.policy_error,
+            "shadow_version": self.shadow.version if self.shadow else None,
+            "shadow_source": self.shadow.source if self.shadow else None,
+            "shadow_error": self.shadow_error,
         }
 
     def _cold_start(self) -> LoadedModel:
@@ -344,13 +389,15 @@ class ModelStore:
                 return self._loading
             self._generation += 1
             self._loading, self._loading_since = threading.Event(), now
+            self._shadow_loading = threading.Event()
             self._next_check = now + self.settings.model_refresh_seconds
-            started = (self._generation, self._loading)
+            started = (self._generation, self._loading, self._shadow_loading)
         threading.Thread(target=self._load, args=started, name="model-load", daemon=True).start()
         return started[1]
 
-    def _load(self, generation: int, done: threading.Event) -> None:
-        """In the background thread: read the pointer and the model; keep the result for a request."""
+    def _load(self, generation: int, done: threading.Event, shadow_done: threading.Event) -> None:
+        """In the background thread: read the pointer and the model, then the shadow's; keep the
+        results for a request."""
         try:
             attempt = self._fetch()
         except Exception as exc:  # a bug must not leave the store waiting forever
@@ -359,6 +406,32 @@ class ModelStore:
             if generation == self._generation:
                 self._pending, self._loading = attempt, None
         done.set()
+        shadow = self._fetch_shadow()
+        with self._lock:
+            if generation == self._generation:
+                self._pending_shadow = shadow
+        shadow_done.set()
+
+    def _fetch_shadow(self) -> _ShadowAttempt:
+        """The shadow pointer and, when it names a new version, its model, verified as the champion is."""
+        bucket = self.settings.model_bucket or ""
+        try:
+            try:
+                raw = self._client().get_object(Bucket=bucket, Key=SHADOW_KEY)["Body"].read()
+            except Exception as exc:
+                if error_code(exc) in ("NoSuchKey", "404"):
+                    return _ShadowAttempt(cleared=True)
+                raise ModelLoadError(f"cannot read s3://{bucket}/{SHADOW_KEY}: {error_code(exc)}") from exc
+            pointer = parse_shadow(raw, bucket)
+            if pointer is None:
+                return _ShadowAttempt(cleared=True)
+            if _identity(pointer) == self._shadow_pointer:
+                return _ShadowAttempt(pointer=pointer)
+            return _ShadowAttempt(model=load_from_s3(self._client(), bucket, pointer), pointer=pointer)
+        except ModelLoadError as exc:
+            return _ShadowAttempt(error=f"shadow: {exc}")
+        except Exception as exc:  # nothing about the shadow may stop the champion's refresh
+            return _ShadowAttempt(error=f"shadow load crashed: {exc.__class__.__name__}")
 
     def _fetch(self) -> _Attempt:
         """The model and the policy, read side by side: the policy's two small GETs never delay
@@ -393,6 +466,9 @@ class ModelStore:
         """In a request thread: apply a finished background load (swap, or count its failure)."""
         with self._lock:
             attempt, self._pending = self._pending, None
+            shadow, self._pending_shadow = self._pending_shadow, None
+        if shadow is not None:
+            self._apply_shadow(shadow)
         if attempt is None:
             return
         self.last_refresh_at = attempt.finished_at
@@ -438,6 +514,24 @@ class ModelStore:
         elif replaced is not None:
             logger.warning(
                 "policy pointer gone: serving the model's manifest policy", extra={"replaced": replaced}
+            )
+
+    def _apply_shadow(self, found: _ShadowAttempt) -> None:
+        """Swap, stop or keep the shadow; a failure is counted and the current shadow kept."""
+        if found.error is not None:
+            self.shadow_error = found.error
+            count("ShadowLoadFailures")
+            logger.error("shadow model not loaded", extra={"reason": found.error})
+            return
+        self.shadow_error = None
+        if found.cleared and self.shadow is not None:
+            logger.info("shadow stopped", extra={"shadow_version": self.shadow.version})
+            self.shadow, self._shadow_pointer = None, None
+        elif found.model is not None and found.pointer is not None:
+            self.shadow, self._shadow_pointer = found.model, _identity(found.pointer)
+            logger.info(
+                "shadow model loaded",
+                extra={"shadow_version": found.model.version, "source": found.model.source},
             )
 
     def _serve(

@@ -75,6 +75,11 @@ class ServedPolicy:
             source=f"manifest:{manifest.model_version}",
         )
 
+    @property
+    def published(self) -> bool:
+        """Published apart from any model (so it applies to whichever model is champion)."""
+        return not self.source.startswith("manifest:")
+
     @classmethod
     def of_document(cls, document: PolicyDocument, source: str) -> ServedPolicy:
         return cls(document.policy, document.score_scale, document.policy_version, source)

@@ -411,18 +411,21 @@ def rollback(s3: Any, bucket: str, to: str | None = None, *, by: str, reason: st
 # ---------------------------------------------------------------- history
 
 
-def history(s3: Any, bucket: str, limit: int | None = None) -> list[dict[str, Any]]:
+def history(s3: Any, bucket: str, limit: int | None = None, key: str = POINTER_KEY) -> list[dict[str, Any]]:
     """Every change of champion (or the ``limit`` newest), newest first: the pointer's object
-    versions, each read back (S3 lists them newest first, so reading stops at ``limit``)."""
+    versions, each read back (S3 lists them newest first, so reading stops at ``limit``).
+
+    ``key`` names another pointer of the same shape (the shadow's: :func:`credit_api.shadow.history`).
+    """
     versions: list[dict[str, Any]] = []
     markers: list[dict[str, Any]] = []
     paginator = s3.get_paginator("list_object_versions")
-    for page in paginator.paginate(Bucket=bucket, Prefix=POINTER_KEY):
+    for page in paginator.paginate(Bucket=bucket, Prefix=key):
         for version in page.get("Versions", []):
-            if version["Key"] == POINTER_KEY and (limit is None or len(versions) < limit):
-                body = s3.get_object(Bucket=bucket, Key=POINTER_KEY, VersionId=version["VersionId"])
+            if version["Key"] == key and (limit is None or len(versions) < limit):
+                body = s3.get_object(Bucket=bucket, Key=key, VersionId=version["VersionId"])
                 versions.append(_entry(body["Body"].read(), version))
-        markers.extend(_deleted(m) for m in page.get("DeleteMarkers", []) if m["Key"] == POINTER_KEY)
+        markers.extend(_deleted(m) for m in page.get("DeleteMarkers", []) if m["Key"] == key)
     # S3 lists a key's versions newest first, to the second; the stable sort keeps that order
     # within a second, and the latest (version or delete marker) goes first.
     entries = sorted([*versions, *markers], key=lambda e: (e["recorded_at"], e["latest"]), reverse=True)

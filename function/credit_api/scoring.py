@@ -46,6 +46,11 @@ class Scorer:
         outputs = [o.name for o in session.get_outputs()]
         self._output = "probabilities" if "probabilities" in outputs else outputs[-1]
 
+    @property
+    def input_types(self) -> dict[str, type]:
+        """The numpy dtype fed to each input: two scorers with equal types can share one feed."""
+        return self._dtypes
+
     @classmethod
     def from_bytes(cls, model: bytes) -> Scorer:
         return cls(ort.InferenceSession(model, session_options(), providers=["CPUExecutionProvider"]))

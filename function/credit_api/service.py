@@ -17,6 +17,13 @@ Every record and answer names the model and the policy it was decided under
 (``model_version``, ``policy_version``): the policy is published apart from the model, and both
 are taken once per request (:meth:`ModelStore.served`), so a batch is decided under one pair.
 
+With a shadow challenger loaded (:mod:`credit_api.shadow`), each record also carries the
+shadow's ``{model_version, probability_of_default, decision}`` under ``shadow``: scored on the
+champion's input tensors, kept out of the answer, and never a reason to fail the request (a
+failure is logged and counted as ``ShadowScoringFailures``, and the record says ``None``).
+Reading a record back, only the risk team sees it: it is the bank's model-risk evidence, not
+part of the decision its caller was given.
+
 A decision belongs to the API key that made it: only that caller, or a risk-team key, reads
 it or records its outcome; anyone else gets the same 404 as for an unknown id.
 """
@@ -42,7 +49,7 @@ from credit_api.model_store import LoadedModel, ModelStore
 from credit_api.observability import count, logger, milliseconds
 from credit_api.policy_store import ServedPolicy
 from credit_api.settings import DECISION_RETENTION_DAYS, IDEMPOTENCY_HOURS, IDEMPOTENCY_STALE_SECONDS
-from credit_api.underwriting import assess
+from credit_api.underwriting import assess, shadow_score
 
 RESPONSE_FIELDS = (
     "decision_id",
@@ -136,6 +143,9 @@ class DecisionService:
         created_at = created.isoformat(timespec="milliseconds").replace("+00:00", "Z")
         expires_at = int(created.timestamp()) + DECISION_RETENTION_DAYS * 86400
         digest = request_hash(applicants) if call.idempotency_key else None
+        feed = model.scorer.feed(applicants)
+        assessments = assess(model, applicants, policy, feed)
+        shadows = self._shadow(model, policy, feed, applicants)
         return [
             {
                 "decision_id": decision_id,
@@ -150,11 +160,33 @@ class DecisionService:
                 "inputs": applicant,
                 **assessment,
                 "outcome": None,
+                "shadow": shadow,
             }
-            for decision_id, applicant, assessment in zip(
-                ids, applicants, assess(model, applicants, policy), strict=True
+            for decision_id, applicant, assessment, shadow in zip(
+                ids, applicants, assessments, shadows, strict=True
             )
         ]
+
+    def _shadow(
+        self,
+        champion: LoadedModel,
+        policy: ServedPolicy,
+        feed: dict[str, np.ndarray],
+        applicants: list[dict[str, Any]],
+    ) -> list[dict[str, Any] | None]:
+        """The shadow's score per applicant, or ``None`` each when no (distinct) shadow runs or it fails."""
+        shadow = self.store.shadow
+        if shadow is None or shadow.sha256 == champion.sha256:
+            return [None] * len(applicants)
+        try:
+            return shadow_score(shadow, champion, feed, applicants, policy)
+        except Exception as exc:  # the shadow never fails a request
+            count("ShadowScoringFailures")
+            logger.warning(
+                "shadow scoring failed",
+                extra={"shadow_version": shadow.version, "error": exc.__class__.__name__},
+            )
+            return [None] * len(applicants)
 
     def _observe(self, records: Sequence[Record], started: float, metric: str, replayed: bool) -> None:
         elapsed = (time.perf_counter() - started) * 1000
@@ -266,7 +298,13 @@ class DecisionService:
         record = self.log.get(decision_id)
         if record is None or not self._may_see(record, caller):
             raise NotFound(f"No decision with id {decision_id!r}.")
-        return record
+        return self._shown(record, caller)
+
+    def _shown(self, record: Record, caller: str) -> Record:
+        """The record as ``caller`` may read it: the shadow's score for the risk team only."""
+        if caller in self.readers:
+            return record
+        return {k: v for k, v in record.items() if k != "shadow"}
 
     def record_outcome(
         self, decision_id: str, defaulted: bool, observed_at: datetime, caller: str = ""
@@ -280,4 +318,4 @@ class DecisionService:
         record = self.log.record_outcome(decision_id, outcome)
         count("OutcomesRecorded")
         logger.info("outcome recorded", extra={"decision_id": decision_id})
-        return record
+        return self._shown(record, caller)

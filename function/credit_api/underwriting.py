@@ -2,7 +2,8 @@
 
 Whatever the number of applicants, this is one onnxruntime run for the probabilities and
 at most one more for the reasons, which only review and decline get (an approval needs no
-adverse-action notice).
+adverse-action notice). A shadow challenger (:func:`shadow_score`) is one more run on the
+same input tensors, with a probability and a decision only.
 """
 
 from __future__ import annotations
@@ -10,22 +11,29 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from credit_api.model_store import LoadedModel
-from credit_api.policy import decide_columns
+from credit_api.policy import correct_to_population, decide_columns, outcomes
 from credit_api.policy_store import ServedPolicy
 from credit_api.reasons import notices
 
 
 def assess(
-    model: LoadedModel, applicants: Sequence[Mapping[str, Any]], policy: ServedPolicy | None = None
+    model: LoadedModel,
+    applicants: Sequence[Mapping[str, Any]],
+    policy: ServedPolicy | None = None,
+    feed: Mapping[str, np.ndarray] | None = None,
 ) -> list[dict[str, Any]]:
     """One assessment per applicant, in order: probability, decision, score, grade, profit, reasons.
 
     ``policy``: the one in force (published apart from the model); None: the model's manifest's.
+    ``feed`` is ``model.scorer.feed(applicants)`` when the caller built it already (to score
+    a shadow model on the same tensors).
     """
     manifest = model.manifest
     served = policy or ServedPolicy.of_manifest(manifest)
-    raw = model.scorer.predict(applicants)
+    raw = model.scorer.run(feed if feed is not None else model.scorer.feed(applicants))
     decided = decide_columns(
         raw,
         [a["amount"] for a in applicants],
@@ -59,4 +67,33 @@ def assess(
                 strict=True,
             )
         )
+    ]
+
+
+def shadow_score(
+    shadow: LoadedModel,
+    champion: LoadedModel,
+    feed: Mapping[str, np.ndarray],
+    applicants: Sequence[Mapping[str, Any]],
+    served: ServedPolicy | None = None,
+) -> list[dict[str, Any]]:
+    """The shadow's ``{model_version, probability_of_default, decision}`` for each applicant.
+
+    ``feed`` is the champion's input tensors for ``applicants``; it is reused unless the two
+    graphs declare different input types. The shadow is decided under the policy it would get
+    if promoted: a published policy (``served``) applies to whichever model is champion; with
+    none published, each model brings its own manifest's.
+    """
+    if shadow.scorer.input_types != champion.scorer.input_types:
+        feed = shadow.scorer.feed(applicants)
+    raw = shadow.scorer.run(feed)
+    if not (raw.min() >= 0.0 and raw.max() <= 1.0):  # NaN fails both comparisons too
+        raise ValueError("the shadow returned probabilities outside [0, 1]")
+    policy = served.policy if served is not None and served.published else shadow.manifest.policy
+    p = correct_to_population(raw, policy)
+    verdicts = outcomes(p, [a["months_loan_duration"] for a in applicants], policy)
+    version = shadow.version
+    return [
+        {"model_version": version, "probability_of_default": probability, "decision": verdict}
+        for probability, verdict in zip(p.round(6).tolist(), verdicts.tolist(), strict=True)
     ]

@@ -38,6 +38,7 @@ def record(**changes: Any) -> dict[str, Any]:
         "expected_profit": -12.5,
         "reasons": [{"input": "age", "label": "Age", "message": "Age of applicant (24)"}],
         "outcome": None,
+        "shadow": None,
     }
     return {**base, **changes}
 

@@ -266,7 +266,9 @@ def test_bench_passes_its_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     result = invoke(
         "bench", "--cold-runs", "2", "--singles", "10", "--batches", "1", "--out", str(tmp_path / "b.md")
     )
-    assert seen == [bench.run.Options(cold_runs=2, singles=10, batches=1, out=tmp_path / "b.md")]
+    assert seen == [
+        bench.run.Options(cold_runs=2, singles=10, batches=1, out=tmp_path / "b.md", shadow_singles=3000)
+    ]
     assert "# Benchmarks" in result.stdout
 
 
