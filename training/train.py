@@ -25,9 +25,9 @@ from sklearn.base import BaseEstimator
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
-from training import comparison, config, economics, eda
+from training import comparison, config, economics, eda, fairness, model_card
 from training.calibration import PlattCalibrated
-from training.data import CREDIT_CSV, ROOT, load, validate
+from training.data import CREDIT_CSV, RAW_CSV, ROOT, load, validate
 from training.evaluate import calibration_check, summarise
 from training.export import export, frame_sha256, parity, single_row_latency, to_onnx
 from training.models import Candidate, build, candidates
@@ -132,7 +132,8 @@ def _train(
     out_dir, reports_dir = Path(out_dir), Path(reports_dir or Path(out_dir) / "reports")
     validate(frame)
     frame = frame.reset_index(drop=True)
-    inputs, labels = frame[list(FEATURE_NAMES)], frame[TARGET].to_numpy()
+    modelled = fairness.model_inputs(frame)  # age left out of what the model learns from
+    inputs, labels = modelled[list(FEATURE_NAMES)], frame[TARGET].to_numpy()
     protocol: dict[str, Any] = {
         **PROTOCOLS[quick],
         "seed": seed,
@@ -157,7 +158,7 @@ def _train(
     )
     cv_started = time.perf_counter()
     nested = nested_cv(
-        frame,
+        modelled,
         catalogue,
         seed=seed,
         outer_splits=protocol["outer_splits"],
@@ -178,7 +179,7 @@ def _train(
         )
 
     log("searching each candidate's deployed setting on all rows")
-    deployed = final_params(frame, catalogue, seed=seed, inner_splits=protocol["final_inner_splits"])
+    deployed = final_params(modelled, catalogue, seed=seed, inner_splits=protocol["final_inner_splits"])
     estimators: dict[str, BaseEstimator] = {}
     rows = []
     for name, candidate in catalogue.items():
@@ -285,9 +286,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=config.SEED)
     parser.add_argument("--quick", action="store_true", help="small search, for smoke tests")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes for the outer folds")
+    parser.add_argument("--raw", type=Path, default=RAW_CSV, help="the raw UCI file (protected attributes)")
+    parser.add_argument("--card", type=Path, default=model_card.CARD, help="where the model card goes")
     args = parser.parse_args()
+    frame = load(args.data)
     result = train(
-        load(args.data),
+        frame,
         out_dir=args.out,
         seed=args.seed,
         quick=args.quick,
@@ -296,6 +300,10 @@ def main() -> None:
         progress=lambda line: print(line, flush=True),
     )
     print(f"champion {result.champion}: {result.manifest_path}")
+    report = fairness.run(result, frame, args.raw, quick=args.quick, n_jobs=args.jobs)
+    fairness.write(report, result.reports_dir)
+    model_card.write(result.reports_dir, result.manifest, args.card)
+    print(f"fairness: {result.reports_dir / fairness.REPORT}; model card: {args.card}")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from credit_api.reasons import notices
 def assess(model: LoadedModel, applicants: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One assessment per applicant, in order: probability, decision, score, grade, profit, reasons."""
     manifest = model.manifest
-    raw = model.scorer.predict(applicants)
+    raw = model.scorer.score_rows(applicants)  # with the age rule (credit_api.age_rule)
     decided = decide_columns(
         raw,
         [a["amount"] for a in applicants],
