@@ -724,13 +724,18 @@ def _treatment_lines(
     meeting = [rows[name]["label"] for name in choice["meeting_target"]]
     lines.append(
         f"**Served: {served['label']}.** It {'meets' if choice['meets_target'] else 'does NOT meet'} the"
-        f" target: age-band approval ratio {served['age_approval_ratio']:.2f} for"
-        f" {served['auc_cost']:+.4f} of AUC. Options meeting the target: {', '.join(meeting) or 'none'}."
+        f" target: age-band approval ratio {served['age_approval_ratio']:.2f}, AUC change"
+        f" {-served['auc_cost']:+.4f}. Options meeting the target: {'; '.join(meeting) or 'none'}."
     )
     lines.append("")
     if before is not None:
         lines += ["Reasons:", "", *_reasons(rows, served, before), ""]
     return lines
+
+
+def _range(row: Mapping[str, Any]) -> str:
+    low, high = row["age_approval_ratio_repeats"]
+    return f"{low:.2f}-{high:.2f}"
 
 
 def _reasons(rows: Mapping[str, Any], served: Mapping[str, Any], before: Mapping[str, Any]) -> list[str]:
@@ -743,16 +748,25 @@ def _reasons(rows: Mapping[str, Any], served: Mapping[str, Any], before: Mapping
         f"- The gap: applicants under 25 are approved {served['under_25_approval_rate']:.0%} of the time"
         f" against {before['under_25_approval_rate']:.0%} with age as an input; the age-band ratio moves"
         f" from {before['age_approval_ratio']:.2f} to {served['age_approval_ratio']:.2f}. Left below"
-        f" {FOUR_FIFTHS:.2f} by: {', '.join(short) or 'none'}.",
-        f"- The cost: AUC {-served['auc_cost']:+.4f} (budget {-AUC_BUDGET:+.3f}), accuracy"
-        f" {served['accuracy'] - before['accuracy']:+.3f}, net savings {savings:+,.0f} DM a year,"
-        f" defaulters not booked {booked:+.1%}; the savings' bootstrap interval is wide (see the table).",
+        f" {FOUR_FIFTHS:.2f} by: {'; '.join(short) or 'none'}.",
+        *(
+            f"- Against {r['label']}, which also meets the target: age ratio"
+            f" {served['age_approval_ratio']:.2f} (over repeats {_range(served)}) against"
+            f" {r['age_approval_ratio']:.2f} ({_range(r)}), AUC {served['roc_auc']:.4f} against"
+            f" {r['roc_auc']:.4f}; and it needs no age at all, so no age effect is left to argue about."
+            for r in others
+            if r["meets_target"]
+        ),
+        f"- The cost: AUC {served['roc_auc']:.4f} against {before['roc_auc']:.4f} (it may fall by at most"
+        f" {AUC_BUDGET}), accuracy {served['accuracy'] - before['accuracy']:+.3f}, net savings"
+        f" {savings:+,.0f} DM a year, defaulters not booked {booked:+.1%}; the savings' bootstrap"
+        " intervals are wide (see the table).",
         "- Regulation B's age rule holds by construction (no age, no age effect): the function's guard"
         " (`credit_api.age_rule`) never changes a served probability and stays as a guard for any future"
         " model. Age can no longer be a reason against anyone.",
         "- Monotone age only lowers older applicants' probabilities and a review is not an approval, so"
-        " neither can lift the young's approval rate; flooring or banding keeps most of the young-age"
-        " effect (its ratio is in the table).",
+        " neither can lift the young's approval rate; flooring or banding keeps part of the young-age"
+        " effect (their ratios are in the table).",
         f"- The other attributes' approval-rate ratios: sex and marital status"
         f" {served['sex_marital_approval_ratio']:.2f}, foreign-worker status"
         f" {served['foreign_worker_approval_ratio']:.2f} (four-fifths line {FOUR_FIFTHS:.2f}; small groups).",

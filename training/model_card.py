@@ -10,6 +10,7 @@ The same inputs give the same bytes (``tests/training/test_fairness.py`` checks 
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -179,8 +180,9 @@ def _treatment_summary(result: Mapping[str, Any]) -> list[str]:
     served = rows[result["served"]]
     lines = [
         f"Age treatment served: **{served['label']}**, chosen among {len(rows)} options evaluated side by"
-        f" side: age-band approval ratio {served['age_approval_ratio']:.2f} for {served['auc_cost']:+.4f}"
-        f" of AUC (target: at least {fairness.FOUR_FIFTHS:.2f} for at most {fairness.AUC_BUDGET});"
+        f" side: age-band approval ratio {served['age_approval_ratio']:.2f}, AUC change"
+        f" {-served['auc_cost']:+.4f} (target: at least {fairness.FOUR_FIFTHS:.2f}, AUC down by at most"
+        f" {fairness.AUC_BUDGET});"
         f" {'meets' if result['choice']['meets_target'] else 'does NOT meet'} the target.",
     ]
     if "as_is" in rows:
@@ -260,3 +262,23 @@ def write(reports_dir: Path, manifest: Manifest, card: Path = CARD) -> Path:
     card.parent.mkdir(parents=True, exist_ok=True)
     card.write_text(text)
     return card
+
+
+def main() -> None:
+    """Re-render ``reports/fairness.md`` and the card from the JSON training wrote, without training."""
+    from credit_api.manifest import MANIFEST_FILE
+
+    from training.train import MODEL_DIR, REPORTS_DIR
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--reports", type=Path, default=REPORTS_DIR)
+    parser.add_argument("--model", type=Path, default=MODEL_DIR)
+    parser.add_argument("--card", type=Path, default=CARD)
+    args = parser.parse_args()
+    manifest = Manifest.model_validate_json((args.model / MANIFEST_FILE).read_text())
+    fairness.write(_load(args.reports, fairness.RESULT), args.reports)
+    print(write(args.reports, manifest, args.card))
+
+
+if __name__ == "__main__":
+    main()
