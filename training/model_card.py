@@ -107,7 +107,7 @@ def render(
         "",
         _metrics_intro(protocol, manifest),
         "",
-        "| metric | mean | sd across folds | approx. 95% range (mean ± 2 sd) |",
+        "| metric | mean over folds | sd across folds | one fold's likely range (mean ± 2 sd) |",
         "|---|---:|---:|---|",
         *(_metric_row(name, cv[name]) for name in ("roc_auc", "gini", "ks", "accuracy", "brier")),
         "",

@@ -4,6 +4,10 @@
 champion to ``function/model/`` (the model the function bundles). :func:`train` does the same
 for any validated frame into any directory; the scheduled retrain (``training/retrain.py``)
 calls it on new data. Deterministic for a given seed; progress lines go to ``progress``.
+
+The model learns from :func:`training.fairness.model_inputs` (age left out; the choice and its
+measured effect are in ``reports/fairness.md``). ``main`` then writes ``reports/fairness.*`` from
+the raw UCI file's protected attributes and the model card ``docs/model-card.md``.
 """
 
 from __future__ import annotations
