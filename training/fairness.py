@@ -609,7 +609,8 @@ def _pct(value: float | None) -> str:
 def _ci(values: Sequence[float] | None, fmt: str = "{:.1%}") -> str:
     if not values or any(v is None or v != v for v in values):
         return ""
-    return f" ({fmt.format(values[0])}-{fmt.format(values[1])})"
+    separator = " to " if min(values) < 0 else "-"  # "-98-155" would read as two negatives
+    return f" ({fmt.format(values[0])}{separator}{fmt.format(values[1])})"
 
 
 def smallest_groups(result: Mapping[str, Any], k: int = 3) -> str:

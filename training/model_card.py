@@ -169,7 +169,7 @@ def _economics_lines(result: Mapping[str, Any]) -> list[str]:
         f" {point['default_rate_booked']:.2%}{interval('default_rate_booked', '{:.2%}')} against"
         f" {point['default_rate_baseline']:.2%} approving everyone;",
         f"- net savings against approving everyone {scaled['net_savings_annual']:,.0f} DM a year"
-        f" ({scaled['net_savings_annual_ci'][0]:,.0f}-{scaled['net_savings_annual_ci'][1]:,.0f}) at"
+        f" ({scaled['net_savings_annual_ci'][0]:,.0f} to {scaled['net_savings_annual_ci'][1]:,.0f}) at"
         f" {result['policy']['annual_applications']:,} applications a year"
         " (details: `reports/economics.md`).",
     ]
