@@ -293,6 +293,8 @@ def main() -> None:
     parser.add_argument("--raw", type=Path, default=RAW_CSV, help="the raw UCI file (protected attributes)")
     parser.add_argument("--card", type=Path, default=model_card.CARD, help="where the model card goes")
     args = parser.parse_args()
+    if not args.raw.is_file():  # checked first: the fairness report needs it after a long search
+        parser.error(f"{args.raw} not found: reports/fairness.md needs the raw UCI file (--raw)")
     frame = load(args.data)
     result = train(
         frame,
