@@ -24,6 +24,7 @@ of declines near the cut-off for the young. Each gets AUC, accuracy, the economi
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,11 +34,13 @@ import numpy as np
 import pandas as pd
 from credit_api import age_rule
 from credit_api.policy import Policy, break_even, decide_many
-from credit_api.schema import BY_NAME, FEATURE_NAMES, TARGET
+from credit_api.schema import BY_NAME, EXAMPLE_APPLICANT, FEATURE_NAMES, TARGET
+from credit_api.scoring import Scorer
 from fairlearn.metrics import MetricFrame, count, selection_rate, true_positive_rate
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import RepeatedStratifiedKFold
+from threadpoolctl import threadpool_limits
 
 from training import config, economics
 from training.data import RAW_CSV
@@ -550,8 +553,6 @@ def evaluate(
 
 def run(result: Any, frame: pd.DataFrame, raw_csv: Path, *, quick: bool, n_jobs: int = 2) -> dict[str, Any]:
     """:func:`evaluate` for a training run (``training.train.TrainResult``), with the age rule's latency."""
-    from threadpoolctl import threadpool_limits
-
     seed = int(result.manifest.extra["seed"])
     with threadpool_limits(1):
         report = evaluate(
@@ -571,9 +572,6 @@ def run(result: Any, frame: pd.DataFrame, raw_csv: Path, *, quick: bool, n_jobs:
 def rule_latency(model_path: Path, frame: pd.DataFrame, runs: int = 300) -> dict[str, dict[str, float]]:
     """p50 and p95 (ms) of the model run without and with the age rule: one applicant by age, and
     the data's rows as one batch (its applicants aged 62+ are what the rule adds)."""
-    from credit_api.schema import EXAMPLE_APPLICANT
-    from credit_api.scoring import Scorer
-
     scorer = Scorer.from_bytes(model_path.read_bytes())
     feeds = {f"age_{age}": scorer.feed([{**EXAMPLE_APPLICANT, "age": age}]) for age in LATENCY_AGES}
     feeds["batch"] = scorer.feed(frame[list(FEATURE_NAMES)].to_dict("records"))
@@ -589,8 +587,6 @@ def rule_latency(model_path: Path, frame: pd.DataFrame, runs: int = 300) -> dict
 
 
 def _timed(call: Callable[[], Any], runs: int, warm: int = 10) -> list[float]:
-    import time
-
     for _ in range(warm):
         call()
     times = []

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from credit_api import age_rule
-from credit_api.manifest import Manifest
+from credit_api.manifest import MANIFEST_FILE, Manifest
 
 from training import comparison, economics, fairness
 from training.data import ROOT
@@ -266,8 +266,6 @@ def write(reports_dir: Path, manifest: Manifest, card: Path = CARD) -> Path:
 
 def main() -> None:
     """Re-render ``reports/fairness.md`` and the card from the JSON training wrote, without training."""
-    from credit_api.manifest import MANIFEST_FILE
-
     from training.train import MODEL_DIR, REPORTS_DIR
 
     parser = argparse.ArgumentParser(description=main.__doc__)
