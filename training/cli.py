@@ -125,15 +125,28 @@ def train(
     seed: Annotated[int | None, typer.Option(help="Random seed. Default: training.config.SEED.")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="A small search, for smoke tests.")] = False,
     jobs: Annotated[int, typer.Option(min=1, help="Worker processes for the outer folds.")] = 2,
+    raw: Annotated[
+        Path | None,
+        typer.Option(
+            help="The raw UCI file (protected attributes for the fairness report). Default: data/raw/."
+        ),
+    ] = None,
+    card: Annotated[Path | None, typer.Option(help="The model card. Default: docs/model-card.md.")] = None,
 ) -> None:
-    """Train: EDA, nested-CV model search, champion, economics, then export it for the function."""
-    from training import config
-    from training.data import CREDIT_CSV, load
+    """Train: EDA, nested-CV model search, champion, economics, export, fairness report, model card."""
+    from training import config, fairness, model_card
+    from training.data import CREDIT_CSV, RAW_CSV, load
     from training.train import MODEL_DIR, REPORTS_DIR
     from training.train import train as run_training
 
+    raw = raw or RAW_CSV
+    if not raw.is_file():  # checked first: the fairness report needs it after a long search
+        raise typer.BadParameter(
+            f"{raw} not found: reports/fairness.md needs the raw UCI file", param_hint="--raw"
+        )
+    frame = load(data or CREDIT_CSV)
     result = run_training(
-        load(data or CREDIT_CSV),
+        frame,
         out_dir=out or MODEL_DIR,
         seed=config.SEED if seed is None else seed,
         quick=quick,
@@ -142,6 +155,25 @@ def train(
         progress=typer.echo,
     )
     typer.echo(f"champion {result.champion}: {result.manifest_path}")
+    report = fairness.run(result, frame, raw, quick=quick, n_jobs=jobs)
+    fairness.write(report, result.reports_dir)
+    written = model_card.write(result.reports_dir, result.manifest, card or model_card.CARD)
+    typer.echo(f"fairness: {result.reports_dir / fairness.REPORT}; model card: {written}")
+
+
+@app.command("model-card", epilog="Example: credit model-card --card /tmp/model-card.md")
+def model_card_command(
+    reports: Annotated[
+        Path | None, typer.Option(help="Where training wrote its JSON. Default: reports/.")
+    ] = None,
+    model: Annotated[Path | None, typer.Option(help="The model directory. Default: function/model/.")] = None,
+    card: Annotated[Path | None, typer.Option(help="The model card. Default: docs/model-card.md.")] = None,
+) -> None:
+    """Re-render reports/fairness.md and the model card from the numbers training wrote, without training."""
+    from training import model_card
+    from training.train import MODEL_DIR, REPORTS_DIR
+
+    typer.echo(model_card.rerender(reports or REPORTS_DIR, model or MODEL_DIR, card or model_card.CARD))
 
 
 @app.command(epilog="Example: credit serve --port 8080; then open http://127.0.0.1:8080/")

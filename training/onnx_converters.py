@@ -27,6 +27,10 @@ from skl2onnx.algebra.onnx_ops import (
 )
 from skl2onnx.common.data_types import FloatTensorType, Int64TensorType
 from skl2onnx.proto import onnx_proto
+from sklearn.ensemble import VotingClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils import Bunch
 
 from training.calibration import CLIP, PlattCalibrated
 from training.features import Log, MonthlyPayment
@@ -62,11 +66,30 @@ def _classifier_outputs(operator) -> None:
     operator.outputs[1].type = FloatTensorType([rows, 2])
 
 
+def _sub_estimator(inner):
+    """The calibrated model as skl2onnx can embed it: a pipeline as a soft vote of itself alone.
+
+    skl2onnx's sub-estimator gives a pipeline (16 named inputs into a ColumnTransformer) no outputs
+    ("Empty inputs"), while a voting classifier over the same pipeline converts; one member's soft
+    vote is that member's probabilities, so nothing changes but the graph's wrapping.
+    """
+    if not isinstance(inner, Pipeline):
+        return inner
+    vote = VotingClassifier([("only", inner)], voting="soft", flatten_transform=False)
+    vote.estimators_ = [inner]
+    vote.named_estimators_ = Bunch(only=inner)
+    vote.le_ = LabelEncoder().fit(inner.classes_)
+    vote.classes_ = vote.le_.classes_
+    return vote
+
+
 def _convert_platt(scope, operator, container) -> None:
     opset = container.target_opset
     model = operator.raw_operator
     f32 = np.float32
-    inner = OnnxSubEstimator(model.estimator_, *operator.inputs, op_version=opset, options={"zipmap": False})
+    inner = OnnxSubEstimator(
+        _sub_estimator(model.estimator_), *operator.inputs, op_version=opset, options={"zipmap": False}
+    )
     p = OnnxGather(inner[1], np.array([1], dtype=np.int64), axis=1, op_version=opset)
     p = OnnxClip(p, np.array(CLIP, dtype=f32), np.array(1 - CLIP, dtype=f32), op_version=opset)
     odds = OnnxDiv(p, OnnxSub(np.array([1], dtype=f32), p, op_version=opset), op_version=opset)

@@ -4,6 +4,10 @@
 champion to ``function/model/`` (the model the function bundles). :func:`train` does the same
 for any validated frame into any directory; the scheduled retrain (``training/retrain.py``)
 calls it on new data. Deterministic for a given seed; progress lines go to ``progress``.
+
+The model learns from :func:`training.fairness.model_inputs` (age left out; the choice and its
+measured effect are in ``reports/fairness.md``). ``credit train`` then writes ``reports/fairness.*``
+from the raw UCI file's protected attributes and the model card ``docs/model-card.md``.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from sklearn.base import BaseEstimator
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
-from training import comparison, config, economics, eda
+from training import comparison, config, economics, eda, fairness
 from training.calibration import PlattCalibrated
 from training.data import ROOT, validate
 from training.evaluate import calibration_check, summarise
@@ -131,7 +135,8 @@ def _train(
     out_dir, reports_dir = Path(out_dir), Path(reports_dir or Path(out_dir) / "reports")
     validate(frame)
     frame = frame.reset_index(drop=True)
-    inputs, labels = frame[list(FEATURE_NAMES)], frame[TARGET].to_numpy()
+    modelled = fairness.model_inputs(frame)  # age left out of what the model learns from
+    inputs, labels = modelled[list(FEATURE_NAMES)], frame[TARGET].to_numpy()
     protocol: dict[str, Any] = {
         **PROTOCOLS[quick],
         "seed": seed,
@@ -156,7 +161,7 @@ def _train(
     )
     cv_started = time.perf_counter()
     nested = nested_cv(
-        frame,
+        modelled,
         catalogue,
         seed=seed,
         outer_splits=protocol["outer_splits"],
@@ -177,7 +182,7 @@ def _train(
         )
 
     log("searching each candidate's deployed setting on all rows")
-    deployed = final_params(frame, catalogue, seed=seed, inner_splits=protocol["final_inner_splits"])
+    deployed = final_params(modelled, catalogue, seed=seed, inner_splits=protocol["final_inner_splits"])
     estimators: dict[str, BaseEstimator] = {}
     rows = []
     for name, candidate in catalogue.items():

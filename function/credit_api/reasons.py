@@ -20,13 +20,13 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from credit_api.age_rule import AGE_PROTECTED_FROM
 from credit_api.schema import BY_NAME, FEATURE_NAMES
 from credit_api.scoring import Scorer
 
 MAX_REASONS = 4
 MIN_FALL = 0.005
 """A reason must lower the probability of default by at least half a percentage point."""
-AGE_PROTECTED_FROM = 62
 
 
 class Reason(BaseModel):
@@ -145,7 +145,7 @@ def principal_reasons(
 ) -> list[list[Reason]]:
     """At most ``MAX_REASONS`` reasons per row, largest fall in probability of default first.
 
-    ``probabilities`` are the model's raw outputs for ``rows`` (``scorer.run``, before any
+    ``probabilities`` are the model's outputs for ``rows`` (``scorer.score``, before any
     population correction); pass None to have them computed in the same batched run.
     """
     names, falls, top = _ranked(scorer, rows, probabilities, reference)
@@ -195,7 +195,7 @@ def _ranked(
     falls = np.full(citable.shape, -np.inf)
     if inputs.size:
         with_base = probabilities is None
-        scored = scorer.run(_variant_feed(base, names, reference, inputs, row_of, n if with_base else 0))
+        scored = scorer.score(_variant_feed(base, names, reference, inputs, row_of, n if with_base else 0))
         if with_base:
             current, scored = scored[:n], scored[n:]
         else:

@@ -3,6 +3,10 @@
 The ONNX graph has one named input per feature (shape ``[N, 1]``), so rows are fed
 column by column with the dtype the graph declares; no pandas, no scikit-learn.
 Output ``probabilities`` is ``[N, 2]`` (no ZipMap); column 1 is the default class.
+
+:meth:`Scorer.run` and :meth:`Scorer.predict` are the model alone (what the export's parity
+check compares with scikit-learn); :meth:`Scorer.score` and :meth:`Scorer.score_rows` are what
+the function decides on: the same run with Regulation B's age rule (``credit_api.age_rule``).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from credit_api import age_rule
 from credit_api.schema import FEATURE_NAMES
 
 _NUMPY_TYPES = {
@@ -69,3 +74,11 @@ class Scorer:
 
     def predict(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
         return self.run(self.feed(rows))
+
+    def score(self, feed: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Probability of default as served: no applicant aged 62+ above any younger age; one run."""
+        expanded, owner, n = age_rule.expand_feed(feed)
+        return age_rule.collapse(self.run(expanded), owner, n)
+
+    def score_rows(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        return self.score(self.feed(rows))

@@ -33,7 +33,8 @@ def assess(
     """
     manifest = model.manifest
     served = policy or ServedPolicy.of_manifest(manifest)
-    raw = model.scorer.run(feed if feed is not None else model.scorer.feed(applicants))
+    feed = feed if feed is not None else model.scorer.feed(applicants)
+    raw = model.scorer.score(feed)  # with the age rule (credit_api.age_rule)
     decided = decide_columns(
         raw,
         [a["amount"] for a in applicants],
@@ -86,7 +87,7 @@ def shadow_score(
     """
     if shadow.scorer.input_types != champion.scorer.input_types:
         feed = shadow.scorer.feed(applicants)
-    raw = shadow.scorer.run(feed)
+    raw = shadow.scorer.score(feed)  # the age rule binds a challenger too
     if not (raw.min() >= 0.0 and raw.max() <= 1.0):  # NaN fails both comparisons too
         raise ValueError("the shadow returned probabilities outside [0, 1]")
     policy = served.policy if served is not None and served.published else shadow.manifest.policy

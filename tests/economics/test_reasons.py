@@ -3,7 +3,9 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+from credit_api import age_rule
 from credit_api.manifest import MANIFEST_FILE, MODEL_FILE, Manifest
 from credit_api.reasons import AGE_PROTECTED_FROM, MAX_REASONS, MIN_FALL, message, notices, principal_reasons
 from credit_api.schema import BY_NAME, CATEGORICAL, EXAMPLE_APPLICANT, FEATURE_NAMES, NUMERIC
@@ -129,7 +131,7 @@ def test_small_change_to_an_uncited_input_keeps_the_order(linear):
 def test_batched_equals_row_by_row(which, linear, committed, rows):
     scorer, reference = (linear, REFERENCE) if which == "linear" else committed
     sample = rows[::7]
-    probabilities = scorer.predict(sample)
+    probabilities = scorer.score_rows(sample)  # as served: with the age rule, like the reasons' variants
     batched = principal_reasons(scorer, sample, probabilities, reference)
     assert principal_reasons(scorer, sample, None, reference) == batched
     for row, reasons in zip(sample, batched, strict=True):
@@ -153,7 +155,7 @@ def test_notices_are_the_principal_reasons_as_the_api_gives_them(which, linear, 
 
 def test_rules_hold_for_the_committed_model_on_every_applicant(committed, rows):
     scorer, reference = committed
-    probabilities = scorer.predict(rows)
+    probabilities = scorer.score_rows(rows)
     everyone = principal_reasons(scorer, rows, probabilities, reference)
     assert len(everyone) == len(rows)
     for row, reasons in zip(rows, everyone, strict=True):
@@ -170,7 +172,7 @@ def test_rules_hold_for_the_committed_model_on_every_applicant(committed, rows):
     # brute force: the fall is the drop in p when that input alone takes its reference value
     for row, p, reasons in list(zip(rows, probabilities, everyone, strict=True))[:25]:
         for reason in reasons:
-            changed = scorer.predict([{**row, reason.input: reference[reason.input]}])[0]
+            changed = scorer.score_rows([{**row, reason.input: reference[reason.input]}])[0]
             assert reason.probability_fall == pytest.approx(p - changed, abs=1e-6)
 
 
@@ -195,18 +197,21 @@ class CountingSession:
 def test_all_rows_and_inputs_in_one_run(committed, rows):
     scorer, reference = committed
     sample = rows[:50]
-    # only (row, input) pairs that could be cited are scored: not at the reference, not protected age
-    pairs = sum(
-        row[name] != reference[name] and not (name == "age" and row[name] >= AGE_PROTECTED_FROM)
+    # only (row, input) pairs that could be cited are scored: not at the reference, not protected age;
+    # each scored row aged 62+ also at every younger age (credit_api.age_rule), in the same run
+    pair_ages = [
+        reference["age"] if name == "age" else row["age"]
         for row in sample
         for name in FEATURE_NAMES
-    )
-    assert 0 < pairs <= 50 * len(FEATURE_NAMES)
-    for probabilities, extra in ((scorer.predict(sample), 0), (None, len(sample))):
+        if row[name] != reference[name] and not (name == "age" and row[name] >= AGE_PROTECTED_FROM)
+    ]
+    assert 0 < len(pair_ages) <= 50 * len(FEATURE_NAMES)
+    base_ages = [row["age"] for row in sample]
+    for probabilities, ages in ((scorer.score_rows(sample), pair_ages), (None, base_ages + pair_ages)):
         counting = CountingSession(scorer.session)
         principal_reasons(Scorer(counting), sample, probabilities, reference)
         assert counting.runs == 1
-        assert counting.rows == [pairs + extra]
+        assert counting.rows == [len(ages) + len(age_rule.variants(np.array(ages))[0])]
 
 
 def test_nothing_to_cite_needs_no_run(committed):
