@@ -187,18 +187,50 @@ def test_train_passes_its_options_to_the_training_run(
 
     seen: dict[str, Any] = {}
 
+    from training import fairness, model_card
+    from training.data import RAW_CSV
+
     def fake_train(frame: Any, **options: Any) -> Any:
         seen.update(options, rows=len(frame))
-        return SimpleNamespace(champion="logistic", manifest_path=options["out_dir"] / "manifest.json")
+        out = options["out_dir"]
+        return SimpleNamespace(
+            champion="logistic", manifest_path=out / "manifest.json", reports_dir=Path("r"), manifest="M"
+        )
+
+    def fake_fairness(result: Any, frame: Any, raw: Path, **options: Any) -> dict[str, Any]:
+        seen["fairness"] = (raw, options)
+        return {"report": True}
 
     monkeypatch.setattr(training.train, "train", fake_train)
+    monkeypatch.setattr(fairness, "run", fake_fairness)
+    monkeypatch.setattr(fairness, "write", lambda report, reports: seen.update(fairness_written=reports))
+    monkeypatch.setattr(model_card, "write", lambda reports, manifest, card: seen.update(card=card) or card)
     result = invoke(
-        "train", "--quick", "--seed", "7", "--jobs", "1", "--out", str(tmp_path / "m"), "--reports", "r"
+        "train",
+        "--quick",
+        "--seed",
+        "7",
+        "--jobs",
+        "1",
+        "--out",
+        str(tmp_path / "m"),
+        "--reports",
+        "r",
+        "--card",
+        str(tmp_path / "card.md"),
     )
     assert f"champion logistic: {tmp_path / 'm' / 'manifest.json'}" in result.stdout
+    assert seen["fairness"] == (RAW_CSV, {"quick": True, "n_jobs": 1})
+    assert seen["fairness_written"] == Path("r") and seen["card"] == tmp_path / "card.md"
     assert seen["rows"] == 1000
     assert (seen["out_dir"], seen["reports_dir"]) == (tmp_path / "m", Path("r"))
     assert (seen["seed"], seen["quick"], seen["n_jobs"]) == (7, True, 1)
+
+
+def test_train_refuses_to_start_without_the_raw_file(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", "--raw", str(tmp_path / "missing.csv")])
+    assert result.exit_code == 2
+    assert "needs the raw UCI file" in plain(result.output)
 
 
 def test_serve_runs_uvicorn_on_the_app(monkeypatch: pytest.MonkeyPatch) -> None:
