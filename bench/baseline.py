@@ -27,10 +27,12 @@ import pandas as pd
 
 sys.modules.setdefault("onnxruntime", types.ModuleType("onnxruntime"))
 
+from credit_api import age_rule  # noqa: E402
 from credit_api.api import create_app  # noqa: E402
 from credit_api.lambda_handler import make_handler  # noqa: E402
 from credit_api.manifest import MANIFEST_FILE, Manifest  # noqa: E402
 from credit_api.model_store import LoadedModel  # noqa: E402
+from credit_api.policy_store import ServedPolicy  # noqa: E402
 from credit_api.schema import FEATURE_NAMES  # noqa: E402
 from credit_api.settings import Settings  # noqa: E402
 
@@ -50,6 +52,11 @@ class PandasScorer:
 
     def predict(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
         return self.run(self.feed(rows))
+
+    def score(self, feed: Mapping[str, np.ndarray]) -> np.ndarray:
+        """As served, with Regulation B's age rule, exactly as :meth:`credit_api.scoring.Scorer.score`."""
+        expanded, owner, n = age_rule.expand_feed(feed)
+        return age_rule.collapse(self.run(expanded), owner, n)
 
 
 class JoblibStore:
@@ -77,6 +84,11 @@ class JoblibStore:
                 load_ms=(time.perf_counter() - started) * 1000,
             )
         return self._model
+
+    def served(self) -> tuple[LoadedModel, ServedPolicy]:
+        """The model and its manifest's policy (the obvious build publishes no policy apart)."""
+        model = self.current()
+        return model, ServedPolicy.of_manifest(model.manifest)
 
 
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
