@@ -174,7 +174,12 @@ def create_data_key(kms: Any, resolver: Resolver) -> str:
     if DATA_KEY_ALIAS in resources:
         with_key = replace(resolver, names={**resolver.names, DATA_KEY: key_id})
         alias = with_key.resolve(resources[DATA_KEY_ALIAS]["Properties"])
-        kms.create_alias(AliasName=alias["AliasName"], TargetKeyId=alias["TargetKeyId"])
+        try:
+            kms.create_alias(AliasName=alias["AliasName"], TargetKeyId=alias["TargetKeyId"])
+        except kms.exceptions.AlreadyExistsException:
+            # A second local stack in one process (moto's state is per process): the alias
+            # moves to this stack's key, as CloudFormation would on replacing the key.
+            kms.update_alias(AliasName=alias["AliasName"], TargetKeyId=alias["TargetKeyId"])
     return key_id
 
 
