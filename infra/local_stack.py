@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import shlex
 import signal
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -90,6 +91,11 @@ def running(port: int = DEFAULT_PORT, names: Names | None = None) -> Iterator[Lo
     try:
         host, bound = server.get_host_and_port()
         endpoint_url = f"http://{host}:{bound}"
+        # moto keeps its state per process: a stack started before in this process (tests) left
+        # its bucket, tables and key behind, so every local stack starts from moto's reset.
+        urllib.request.urlopen(  # nosec B310: our own moto server on loopback
+            urllib.request.Request(f"{endpoint_url}/moto-api/reset", method="POST"), timeout=10
+        ).close()
         s3, dynamodb = clients(endpoint_url)
         pointer = provision(s3, dynamodb, names, kms=client("kms", endpoint_url))
         yield LocalStack(endpoint_url, names, pointer, function_env(names, endpoint_url))
