@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from credit_api import policy_store
+from credit_api import aws, policy_store
 from credit_api.aws import error_code
 from credit_api.manifest import MANIFEST_FILE, Manifest
 from credit_api.model_store import read_pointer as read_champion_pointer
@@ -47,7 +47,7 @@ def _champion_manifest(s3: Any, bucket: str | None, model_dir: Path) -> Manifest
         try:
             s3.head_object(Bucket=bucket, Key="models/champion.json")
         except Exception as exc:
-            if error_code(exc) not in policy_store.ABSENT:
+            if error_code(exc) not in aws.S3_MISSING_CODES:
                 raise fail(f"cannot read the champion in s3://{bucket}: {error_code(exc)}") from exc
         else:
             prefix = read_champion_pointer(s3, bucket)["key"].rstrip("/")

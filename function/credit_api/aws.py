@@ -148,6 +148,12 @@ def error_code(exc: BaseException) -> str:
     return code if isinstance(code, str) and code else exc.__class__.__name__
 
 
+S3_MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+"""What S3 answers for an absent key (a role without ``s3:ListBucket`` gets 403 instead)."""
+S3_PRECONDITION_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
+"""What S3 answers when a conditional write loses (409 when two conditional writes race)."""
+
+
 def is_conditional_failure(exc: BaseException) -> bool:
     """A write refused by its condition (the item exists): an answer, not an outage.
 

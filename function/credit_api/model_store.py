@@ -419,7 +419,7 @@ class ModelStore:
             try:
                 raw = self._client().get_object(Bucket=bucket, Key=SHADOW_KEY)["Body"].read()
             except Exception as exc:
-                if error_code(exc) in ("NoSuchKey", "404"):
+                if error_code(exc) in aws.S3_MISSING_CODES:
                     return _ShadowAttempt(cleared=True)
                 raise ModelLoadError(f"cannot read s3://{bucket}/{SHADOW_KEY}: {error_code(exc)}") from exc
             pointer = parse_shadow(raw, bucket)

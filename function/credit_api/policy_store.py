@@ -36,6 +36,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from credit_api import aws, s3_writes
 from credit_api.aws import error_code
 from credit_api.manifest import Manifest
 from credit_api.policy import Policy, PolicyDocument, ScoreScale, policy_version
@@ -43,9 +44,7 @@ from credit_api.policy import Policy, PolicyDocument, ScoreScale, policy_version
 POLICY_POINTER_KEY = "models/policy.json"
 POLICIES_PREFIX = "policies/"
 POINTER_FIELDS = ("policy_version", "key", "sha256")
-ABSENT = ("NoSuchKey", "404", "NotFound")
 DENIED = ("AccessDenied", "403")
-CONFLICT = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
 
 
 class PolicyLoadError(Exception):
@@ -144,7 +143,7 @@ def read_pointer(s3: Any, bucket: str, *, denied_is_absent: bool = False) -> Poi
         answer = s3.get_object(Bucket=bucket, Key=POLICY_POINTER_KEY)
         raw = answer["Body"].read()
     except Exception as exc:  # botocore's ClientError, connection and credential errors alike
-        if error_code(exc) in ABSENT or (denied_is_absent and error_code(exc) in DENIED):
+        if error_code(exc) in aws.S3_MISSING_CODES or (denied_is_absent and error_code(exc) in DENIED):
             return None
         raise PolicyLoadError(f"cannot read s3://{bucket}/{POLICY_POINTER_KEY}: {error_code(exc)}") from exc
     try:
@@ -205,13 +204,9 @@ def current(s3: Any, bucket: str | None, manifest: Manifest) -> tuple[ServedPoli
 def _store_document(s3: Any, bucket: str, document: PolicyDocument) -> bytes:
     """Write the document once; an existing one for the same version is reused after checking it."""
     key, body = document_key(document.policy_version), encode(document)
-    try:
-        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json", IfNoneMatch="*")
+    stored = s3_writes.put_once(s3, bucket, key, body, "application/json")
+    if stored is None:
         return body
-    except Exception as exc:
-        if error_code(exc) not in CONFLICT:
-            raise
-    stored = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     existing = parse_document(stored, f"s3://{bucket}/{key}")
     if existing.policy_version != document.policy_version:
         raise PolicyLoadError(f"s3://{bucket}/{key} holds {existing.policy_version!r}")
@@ -235,22 +230,13 @@ def publish(s3: Any, bucket: str, document: PolicyDocument, expected: Pointer | 
         "reason": document.reason,
         "previous": expected.data["policy_version"] if expected else None,
     }
-    condition = {"IfMatch": expected.etag} if expected else {"IfNoneMatch": "*"}
     try:
-        s3.put_object(
-            Bucket=bucket,
-            Key=POLICY_POINTER_KEY,
-            Body=json.dumps(pointer, indent=2).encode(),
-            ContentType="application/json",
-            **condition,
-        )
-    except Exception as exc:
-        if error_code(exc) in CONFLICT:
-            raise PolicyConflict(
-                "the policy was changed by someone else since it was read; nothing was published."
-                " Look at the policy now in force (credit policy show) and try again."
-            ) from exc
-        raise
+        s3_writes.put_json_if(s3, bucket, POLICY_POINTER_KEY, pointer, expected.etag if expected else None)
+    except s3_writes.ObjectChanged as exc:
+        raise PolicyConflict(
+            "the policy was changed by someone else since it was read; nothing was published."
+            " Look at the policy now in force (credit policy show) and try again."
+        ) from exc
     return pointer
 
 

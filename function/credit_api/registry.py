@@ -48,6 +48,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from credit_api import aws, s3_writes
 from credit_api.aws import error_code
 from credit_api.manifest import MANIFEST_FILE, MODEL_FILE
 from credit_api.model_store import (
@@ -64,9 +65,6 @@ MODELS_PREFIX = "models/"
 LINEAGE_LIMIT = 50
 """Earlier champions kept in the pointer for rollback (each is ~150 bytes)."""
 ACTIONS = ("promote", "rollback")
-CONFLICT_CODES = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
-"""What S3 answers when a conditional write loses (409 when two conditional writes race)."""
-MISSING_CODES = {"NoSuchKey", "404"}
 _VERSION_DIR = re.compile(r"^(?P<version>.+)-(?P<sha12>[0-9a-f]{12})$")
 
 
@@ -140,14 +138,8 @@ def version_key(model_version: str, sha256: str) -> str:
 
 def _put_once(s3: Any, bucket: str, key: str, body: bytes, content_type: str) -> None:
     """Write ``key`` only if absent; an existing identical object is fine, a different one is not."""
-    try:
-        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, IfNoneMatch="*")
-        return
-    except Exception as exc:
-        if error_code(exc) not in CONFLICT_CODES:
-            raise
-    existing = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    if existing != body:
+    existing = s3_writes.put_once(s3, bucket, key, body, content_type)
+    if existing is not None and existing != body:
         raise VersionConflict(f"s3://{bucket}/{key} already holds different bytes; versions are immutable")
 
 
@@ -198,7 +190,7 @@ def list_versions(s3: Any, bucket: str) -> list[dict[str, str]]:
             try:
                 raw = s3.get_object(Bucket=bucket, Key=f"{key}/{MANIFEST_FILE}")["Body"].read()
             except Exception as exc:
-                if error_code(exc) in MISSING_CODES:
+                if error_code(exc) in aws.S3_MISSING_CODES:
                     continue  # an interrupted store: the model without its manifest
                 raise
             manifest = json.loads(raw)
@@ -221,7 +213,7 @@ def read_champion(s3: Any, bucket: str) -> Champion:
     try:
         response = s3.get_object(Bucket=bucket, Key=POINTER_KEY)
     except Exception as exc:
-        if error_code(exc) in MISSING_CODES:
+        if error_code(exc) in aws.S3_MISSING_CODES:
             return Champion(None, None)
         raise
     try:
@@ -282,22 +274,13 @@ def _lineage(pointer: Mapping[str, Any] | None) -> list[dict[str, str]]:
 
 def switch(s3: Any, bucket: str, pointer: Mapping[str, Any], current: Champion) -> Champion:
     """Write ``pointer`` only if the champion is still ``current``; returns the new champion."""
-    condition = {"IfMatch": current.etag} if current.etag else {"IfNoneMatch": "*"}
     try:
-        response = s3.put_object(
-            Bucket=bucket,
-            Key=POINTER_KEY,
-            Body=json.dumps(pointer, indent=2).encode(),
-            ContentType="application/json",
-            **condition,
-        )
-    except Exception as exc:
-        if error_code(exc) in CONFLICT_CODES | (MISSING_CODES if current.etag else set()):
-            raise ChampionChanged(
-                f"the champion is no longer {current.version!r}: another run or command switched it"
-            ) from exc
-        raise
-    return Champion(dict(pointer), response.get("ETag"))
+        etag = s3_writes.put_json_if(s3, bucket, POINTER_KEY, pointer, current.etag)
+    except s3_writes.ObjectChanged as exc:
+        raise ChampionChanged(
+            f"the champion is no longer {current.version!r}: another run or command switched it"
+        ) from exc
+    return Champion(dict(pointer), etag)
 
 
 def promote(

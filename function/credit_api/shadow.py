@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from credit_api import registry
+from credit_api import aws, registry, s3_writes
 from credit_api.aws import error_code
 from credit_api.model_store import SHADOW_KEY
 
@@ -67,7 +67,7 @@ def read(s3: Any, bucket: str) -> registry.Champion:
     try:
         response = s3.get_object(Bucket=bucket, Key=SHADOW_KEY)
     except Exception as exc:
-        if error_code(exc) in registry.MISSING_CODES:
+        if error_code(exc) in aws.S3_MISSING_CODES:
             return registry.Champion(None, None)
         raise
     etag = response["ETag"]
@@ -87,21 +87,12 @@ def read(s3: Any, bucket: str) -> registry.Champion:
 
 
 def _write(s3: Any, bucket: str, document: Mapping[str, Any], current: registry.Champion) -> None:
-    condition = {"IfMatch": current.etag} if current.etag else {"IfNoneMatch": "*"}
     try:
-        s3.put_object(
-            Bucket=bucket,
-            Key=SHADOW_KEY,
-            Body=json.dumps(document, indent=2).encode(),
-            ContentType="application/json",
-            **condition,
-        )
-    except Exception as exc:
-        if error_code(exc) in registry.CONFLICT_CODES | (registry.MISSING_CODES if current.etag else set()):
-            raise ShadowChanged(
-                f"the shadow is no longer {current.version!r}: another command changed it; look again"
-            ) from exc
-        raise
+        s3_writes.put_json_if(s3, bucket, SHADOW_KEY, document, current.etag)
+    except s3_writes.ObjectChanged as exc:
+        raise ShadowChanged(
+            f"the shadow is no longer {current.version!r}: another command changed it; look again"
+        ) from exc
 
 
 def _reason(action: str, reason: str) -> str:
