@@ -245,9 +245,9 @@ def _print_comparison(found: dict[str, Any], rows: int) -> None:
         f" {swaps['champion_approves_shadow_declines']};"
         f" champion declines, shadow approves {swaps['champion_declines_shadow_approves']}"
     )
-    typer.echo("champion / shadow".ljust(20) + "".join(f"{o:>10}" for o in shadows.OUTCOMES))
-    for outcome, row in found["decisions"].items():
-        typer.echo(f"{outcome:<20}" + "".join(f"{row[o]:>10}" for o in shadows.OUTCOMES))
+    typer.echo("champion / shadow".ljust(20) + "".join(f"{d:>10}" for d in shadows.DECISIONS))
+    for decision, row in found["decisions"].items():
+        typer.echo(f"{decision:<20}" + "".join(f"{row[d]:>10}" for d in shadows.DECISIONS))
     auc = found["auc"]
     if auc["champion"] is None:
         typer.echo(f"AUC: not yet ({auc['n']} outcomes, {auc['defaults']} defaults: both classes are needed)")

@@ -39,8 +39,8 @@ from credit_api.policy import (
     ScoreScale,
     break_even,
     correct_to_population,
+    decisions_for,
     good_loan_margin,
-    outcomes,
 )
 from credit_api.schema import TARGET
 from matplotlib.figure import Figure
@@ -137,9 +137,9 @@ class _Loans:
 
         Written this way so the bootstrap is two matrix products per metric.
         """
-        verdict = outcomes(correct_to_population(raw, self.policy), self.months, self.policy)
-        approved = verdict == "approve"
-        booked_if_reviews_approved = verdict != "decline"
+        decided = decisions_for(correct_to_population(raw, self.policy), self.months, self.policy)
+        approved = decided == "approve"
+        booked_if_reviews_approved = decided != "decline"
         w, bad, good = self.weight, self.bad, 1 - self.bad
         ones = np.ones_like(w)
         declined_bad = bad * ~approved
@@ -154,8 +154,8 @@ class _Loans:
         )
         return {
             "approval_rate": (w * approved, w),
-            "review_rate": (w * (verdict == "review"), w),
-            "decline_rate": (w * (verdict == "decline"), w),
+            "review_rate": (w * (decided == "review"), w),
+            "decline_rate": (w * (decided == "decline"), w),
             "share_of_defaulters_declined": (declined_bad.astype(float), bad.astype(float)),
             "share_of_defaulters_declined_reviews_approved": (
                 (bad * ~booked_if_reviews_approved).astype(float),

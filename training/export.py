@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import onnx
 import pandas as pd
+from credit_api import age_rule
 from credit_api.manifest import MANIFEST_FILE, MODEL_FILE, Distribution, Manifest
 from credit_api.policy import Policy, ScoreScale, decide_many
 from credit_api.schema import CATEGORICAL, FEATURE_NAMES, FEATURES, TARGET, schema_hash
@@ -181,6 +182,22 @@ def check_parity(
     return found
 
 
+def age_invariant(model: bytes, frame: pd.DataFrame, *, seed: int, generated: int = 1000) -> bool:
+    """Whether the graph gives every row (the data and ``generated`` random applicants) exactly the
+    same probability at every age the schema allows: the manifest's ``age_invariant``.
+
+    True for the served treatment (age left out of what the model learns, so a constant column);
+    the function then skips Regulation B's age variants, as ``credit_api.age_rule`` explains.
+    """
+    scorer = Scorer.from_bytes(model)
+    inputs = pd.concat([frame[list(FEATURE_NAMES)], generated_applicants(generated, seed=seed)])
+    rows = inputs[list(FEATURE_NAMES)].to_dict("records")
+    return all(
+        age_rule.is_invariant(scorer.run, scorer.feed(rows[start : start + 500]))
+        for start in range(0, len(rows), 500)
+    )
+
+
 def frame_sha256(frame: pd.DataFrame) -> str:
     """sha256 of the frame as ``data/credit.csv`` is written: equal to that file's sha256 for it."""
     text = frame.to_csv(index=False, lineterminator="\n")
@@ -290,6 +307,7 @@ def export(
         score_scale=score_scale,
         reason_reference=dict(reason_reference),
         reference_distributions=reference_distributions(frame, oof_probabilities, policy, score_scale),
+        age_invariant=age_invariant(model, frame, seed=seed),
         training_data_sha256=data_sha,
         package_versions=package_versions(),
         extra={"parity": parity_found, "onnx_bytes": len(model), **(extra or {})},

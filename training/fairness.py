@@ -767,9 +767,11 @@ def _reasons(rows: Mapping[str, Any], served: Mapping[str, Any], before: Mapping
         f" {AUC_BUDGET}), accuracy {served['accuracy'] - before['accuracy']:+.3f}, net savings"
         f" {savings:+,.0f} DM a year, defaulters not booked {booked:+.1%}; the savings' bootstrap"
         " intervals are wide (see the table).",
-        "- Regulation B's age rule holds by construction (no age, no age effect): the function's guard"
-        " (`credit_api.age_rule`) never changes a served probability and stays as a guard for any future"
-        " model. Age can no longer be a reason against anyone.",
+        "- Regulation B's age rule holds by construction (no age, no age effect): the export verifies"
+        " that every row's probability is the same at every age and writes `age_invariant: true` into the"
+        " manifest; the function checks that claim again at load and then skips its guard"
+        " (`credit_api.age_rule`), which stays for any model that uses age. Age can no longer be a reason"
+        " against anyone.",
         "- Monotone age only lowers older applicants' probabilities and a review is not an approval, so"
         " neither can lift the young's approval rate; flooring or banding keeps part of the young-age"
         " effect (their ratios are in the table).",

@@ -22,6 +22,14 @@ single request's model run costs several times the model alone, still under a mi
 batch costs more by about the share of its rows aged 62+ times fifty; younger applicants cost
 nothing extra. ``reports/fairness.md`` has the p50 and p95 measured by ``make train``.
 
+**A model that does not depend on age** (the served treatment leaves age out, issue #11) meets
+the rule by construction, and the expansion would only cost time. Such a model's manifest says
+``age_invariant: true``, which the export writes only after :func:`is_invariant` held on every
+training row at every age the schema allows, and which the function checks again at load on
+its reference rows (``credit_api.model_store.build`` refuses a model whose claim fails). With
+it, :meth:`credit_api.scoring.Scorer.score` is the model run alone, and age is never a reason
+candidate at all. Without it (any model that may use age), the rule is enforced as above.
+
 Reason codes go through the same run (``credit_api.reasons`` calls
 :meth:`credit_api.scoring.Scorer.score`), so each variant used for a reason also obeys the rule,
 and age itself is never cited for a protected applicant.
@@ -32,7 +40,7 @@ training is the rule served.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -43,6 +51,7 @@ AGE_PROTECTED_FROM = 62
 """Regulation B's elderly applicant: aged 62 or over (12 CFR 1002.2(o))."""
 YOUNGEST = int(BY_NAME[AGE].minimum)
 """The youngest age the schema accepts: no applicant can be compared with a younger one."""
+OLDEST = int(BY_NAME[AGE].maximum)
 
 
 def variants(ages: np.ndarray, protected_from: int = AGE_PROTECTED_FROM) -> tuple[np.ndarray, np.ndarray]:
@@ -65,6 +74,8 @@ def collapse(probabilities: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray
     p = np.asarray(probabilities, dtype=np.float64).reshape(-1)
     if p.shape[0] != n + owner.shape[0]:
         raise ValueError(f"{p.shape[0]} probabilities for {n} rows and {owner.shape[0]} variants")
+    if owner.shape[0] == 0:  # the common case; minimum.at costs ~10 us even with nothing to do
+        return p
     lowest = p[:n].copy()
     np.minimum.at(lowest, owner, p[n:])
     return lowest
@@ -84,3 +95,23 @@ def expand_feed(feed: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], 
     expanded = {name: np.concatenate([column, column[owner]]) for name, column in feed.items()}
     expanded[AGE][n:, 0] = age
     return expanded, owner, n
+
+
+Run = Callable[[Mapping[str, np.ndarray]], np.ndarray]
+
+
+def is_invariant(run: Run, feed: Mapping[str, np.ndarray]) -> bool:
+    """Whether ``run`` (a model's raw probabilities for a feed) gives each row of ``feed`` exactly
+    the same probability at every age from ``YOUNGEST`` to ``OLDEST``: one run of rows x ages.
+
+    Exact equality, not a tolerance: a model that leaves age out (a constant column at fit time,
+    so no split and a zero weight) returns bit-identical outputs; any dependence, however small,
+    means the rule must be enforced instead.
+    """
+    n = next(iter(feed.values())).shape[0]
+    ages = np.arange(YOUNGEST, OLDEST + 1)
+    take = np.repeat(np.arange(n), ages.size)
+    grid = {name: column[take] for name, column in feed.items()}
+    grid[AGE] = np.tile(ages, n).reshape(-1, 1).astype(feed[AGE].dtype)
+    p = np.asarray(run(grid), dtype=np.float64).reshape(n, ages.size)
+    return bool(np.all(p == p[:, :1]))

@@ -48,6 +48,11 @@ class Manifest(BaseModel):
         description="favourable value per input, used for reason codes"
     )
     reference_distributions: dict[str, Distribution]
+    age_invariant: bool = Field(
+        False,
+        description="the model's output does not depend on age: verified by the export on every training"
+        " row at every age, and again at load; Regulation B's age rule then holds by construction",
+    )
     training_data_sha256: str
     package_versions: dict[str, str]
     extra: dict[str, Any] = Field(default_factory=dict)

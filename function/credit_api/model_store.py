@@ -61,7 +61,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from credit_api import aws, policy_store
+from credit_api import age_rule, aws, policy_store
 from credit_api.aws import error_code
 from credit_api.errors import ModelUnavailable
 from credit_api.manifest import MANIFEST_FILE, MODEL_FILE, Manifest
@@ -103,6 +103,16 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _age_invariant_on_reference(scorer: Scorer, manifest: Manifest) -> bool:
+    """The manifest's ``age_invariant`` claim re-checked on its two reference rows at every age.
+
+    The export proved it on every training row; this catches a manifest paired with the wrong
+    graph (one run of 2 x 83 rows, a fraction of a millisecond) before the age rule is skipped.
+    """
+    rows = [EXAMPLE_APPLICANT, {**EXAMPLE_APPLICANT, **manifest.reason_reference}]
+    return age_rule.is_invariant(scorer.run, scorer.feed(rows))
+
+
 def build(
     model_bytes: bytes, manifest_bytes: bytes, *, source: str, expected_sha256: str | None = None
 ) -> LoadedModel:
@@ -124,12 +134,15 @@ def build(
     if tuple(manifest.features) != FEATURE_NAMES:
         raise ModelLoadError("manifest features differ from the schema's inputs")
     try:
-        scorer = Scorer.from_bytes(model_bytes)
+        scorer = Scorer.from_bytes(model_bytes, age_invariant=manifest.age_invariant)
         (probability,) = scorer.predict([EXAMPLE_APPLICANT])
+        claim_fails = manifest.age_invariant and not _age_invariant_on_reference(scorer, manifest)
     except Exception as exc:  # onnxruntime raises several unrelated types for a bad graph
         raise ModelLoadError(f"model does not run: {exc.__class__.__name__}") from exc
     if not (math.isfinite(probability) and 0.0 <= probability <= 1.0):
         raise ModelLoadError(f"model returned {probability!r} for the example applicant")
+    if claim_fails:
+        raise ModelLoadError("manifest says age_invariant but the model's output changes with age")
     return LoadedModel(
         scorer=scorer,
         manifest=manifest,

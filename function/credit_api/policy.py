@@ -193,7 +193,7 @@ def expected_profit(
     return np.asarray(amounts, dtype=np.float64) * ((1 - p) * g - p * policy.loss_given_default)
 
 
-def outcomes(probabilities: ArrayLike, months: ArrayLike, policy: Policy) -> np.ndarray:
+def decisions_for(probabilities: ArrayLike, months: ArrayLike, policy: Policy) -> np.ndarray:
     """approve / review / decline for (already corrected) probabilities; the review band is inclusive."""
     p = np.asarray(probabilities, dtype=np.float64)
     cut = break_even(months, policy)
@@ -237,7 +237,7 @@ def decide_columns(
     scores = np.rint(scale.points(p)).astype(np.int64)
     return Decisions(
         probability_of_default=p,
-        decision=outcomes(p, months_, policy),
+        decision=decisions_for(p, months_, policy),
         score=scores,
         risk_grade=scale.grades(scores),
         expected_profit=expected_profit(p, amounts_, months_, policy),

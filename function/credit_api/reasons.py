@@ -9,7 +9,9 @@ scored in ONE onnxruntime run, the feed built once with numpy: one session call 
 whatever the number of rows, and about a third fewer variants than every row x input.
 
 Age is never cited for an applicant aged ``AGE_PROTECTED_FROM`` or over: Regulation B
-(12 CFR 1002.6(b)(2)) forbids giving an elderly applicant a negative factor for age.
+(12 CFR 1002.6(b)(2)) forbids giving an elderly applicant a negative factor for age. For a model
+verified not to depend on age (``Scorer.age_invariant``) age is no candidate at all: its
+variant could never lower the probability, so scoring it would only cost a row per applicant.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from credit_api.age_rule import AGE_PROTECTED_FROM
+from credit_api.age_rule import AGE, AGE_PROTECTED_FROM
 from credit_api.schema import BY_NAME, FEATURE_NAMES
 from credit_api.scoring import Scorer
 
@@ -186,7 +188,11 @@ def _ranked(
     n = len(rows)
     if probabilities is not None and len(probabilities) != n:
         raise ValueError(f"{len(probabilities)} probabilities for {n} rows")
-    names = [name for name in FEATURE_NAMES if name in reference]
+    names = [
+        name
+        for name in FEATURE_NAMES
+        if name in reference and not (scorer.age_invariant and name == AGE)  # age could never fall
+    ]
     if n == 0:
         return names, np.empty((len(names), 0)), []
     base = scorer.feed(rows)

@@ -6,7 +6,8 @@ Output ``probabilities`` is ``[N, 2]`` (no ZipMap); column 1 is the default clas
 
 :meth:`Scorer.run` and :meth:`Scorer.predict` are the model alone (what the export's parity
 check compares with scikit-learn); :meth:`Scorer.score` and :meth:`Scorer.score_rows` are what
-the function decides on: the same run with Regulation B's age rule (``credit_api.age_rule``).
+the function decides on: the same run with Regulation B's age rule (``credit_api.age_rule``),
+which a model verified not to depend on age (``age_invariant``) meets by construction.
 """
 
 from __future__ import annotations
@@ -39,10 +40,15 @@ def session_options() -> ort.SessionOptions:
 
 
 class Scorer:
-    """A loaded model. Build with :meth:`from_bytes`; tests may pass any session."""
+    """A loaded model. Build with :meth:`from_bytes`; tests may pass any session.
 
-    def __init__(self, session: ort.InferenceSession) -> None:
+    ``age_invariant``: the model's output is known not to depend on age (its manifest says so,
+    checked at load by ``credit_api.model_store.build``), so :meth:`score` needs no age variants.
+    """
+
+    def __init__(self, session: ort.InferenceSession, *, age_invariant: bool = False) -> None:
         self.session = session
+        self.age_invariant = age_invariant
         declared = {i.name: i.type for i in session.get_inputs()}
         missing = set(FEATURE_NAMES) - set(declared)
         if missing:
@@ -57,8 +63,9 @@ class Scorer:
         return self._dtypes
 
     @classmethod
-    def from_bytes(cls, model: bytes) -> Scorer:
-        return cls(ort.InferenceSession(model, session_options(), providers=["CPUExecutionProvider"]))
+    def from_bytes(cls, model: bytes, *, age_invariant: bool = False) -> Scorer:
+        session = ort.InferenceSession(model, session_options(), providers=["CPUExecutionProvider"])
+        return cls(session, age_invariant=age_invariant)
 
     def feed(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
         """Column-wise input tensors for ``rows`` (each a mapping of every feature)."""
@@ -77,6 +84,8 @@ class Scorer:
 
     def score(self, feed: Mapping[str, np.ndarray]) -> np.ndarray:
         """Probability of default as served: no applicant aged 62+ above any younger age; one run."""
+        if self.age_invariant:  # the rule holds by construction: no variants to score
+            return self.run(feed)
         expanded, owner, n = age_rule.expand_feed(feed)
         return age_rule.collapse(self.run(expanded), owner, n)
 

@@ -18,7 +18,7 @@ versioned: the shadow's history is the pointer's object versions
 never imports this module's writes) is one more onnxruntime run on the input tensors the champion was
 fed (the same arrays when both graphs declare the same input types, as every export does),
 then the policy's own functions (:func:`credit_api.policy.correct_to_population`,
-:func:`credit_api.policy.outcomes`) for its probability and decision: no second validation, no
+:func:`credit_api.policy.decisions_for`) for its probability and decision: no second validation, no
 reasons, no score. The shadow is judged under the policy it would decide under if promoted:
 the published policy when one is in force, else its own manifest's. Its result goes into the
 decision record only (``"shadow"``), never into the answer, and a failure in it never fails
@@ -44,7 +44,7 @@ from credit_api.aws import error_code
 from credit_api.model_store import SHADOW_KEY
 
 ACTIONS = ("shadow", "clear")
-OUTCOMES = ("approve", "review", "decline")
+DECISIONS = ("approve", "review", "decline")
 SWAP_ROWS_LIMIT = 1000
 """Swap rows listed in a comparison (the counts are always complete)."""
 
@@ -195,9 +195,9 @@ def _shadowed(record: Mapping[str, Any]) -> Mapping[str, Any] | None:
     shadow = record.get("shadow")
     if (
         isinstance(shadow, Mapping)
-        and shadow.get("decision") in OUTCOMES
+        and shadow.get("decision") in DECISIONS
         and isinstance(shadow.get("probability_of_default"), int | float)
-        and record.get("decision") in OUTCOMES
+        and record.get("decision") in DECISIONS
         and isinstance(record.get("probability_of_default"), int | float)
     ):
         return shadow
@@ -252,7 +252,7 @@ def compare(records: Iterable[Mapping[str, Any]], shadow_version: str | None = N
         "champion_versions": dict(Counter(r.get("model_version") for r, _ in pairs)),
         "n": len(pairs),
         "agree": sum(n for (a, b), n in table.items() if a == b),
-        "decisions": {a: {b: table[(a, b)] for b in OUTCOMES} for a in OUTCOMES},
+        "decisions": {a: {b: table[(a, b)] for b in DECISIONS} for a in DECISIONS},
         "swaps": {
             "champion_approves_shadow_declines": table[("approve", "decline")],
             "champion_declines_shadow_approves": table[("decline", "approve")],

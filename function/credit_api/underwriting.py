@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from credit_api.model_store import LoadedModel
-from credit_api.policy import correct_to_population, decide_columns, outcomes
+from credit_api.policy import correct_to_population, decide_columns, decisions_for
 from credit_api.policy_store import ServedPolicy
 from credit_api.reasons import notices
 
@@ -42,8 +42,8 @@ def assess(
         served.policy,
         served.score_scale,
     )
-    verdicts = decided.decision.tolist()
-    adverse = [i for i, d in enumerate(verdicts) if d != "approve"]
+    choices = decided.decision.tolist()
+    adverse = [i for i, d in enumerate(choices) if d != "approve"]
     reasons: dict[int, list[dict[str, str]]] = {}
     if adverse:
         rows = [applicants[i] for i in adverse]
@@ -52,16 +52,16 @@ def assess(
     return [
         {
             "probability_of_default": p,
-            "decision": verdict,
+            "decision": decision,
             "score": score,
             "risk_grade": grade,
             "expected_profit": profit,
             "reasons": reasons.get(i, []),
         }
-        for i, (p, verdict, score, grade, profit) in enumerate(
+        for i, (p, decision, score, grade, profit) in enumerate(
             zip(
                 decided.probability_of_default.round(6).tolist(),
-                verdicts,
+                choices,
                 decided.score.tolist(),
                 decided.risk_grade.tolist(),
                 decided.expected_profit.round(2).tolist(),
@@ -88,13 +88,13 @@ def shadow_score(
     if shadow.scorer.input_types != champion.scorer.input_types:
         feed = shadow.scorer.feed(applicants)
     raw = shadow.scorer.score(feed)  # the age rule binds a challenger too
-    if not (raw.min() >= 0.0 and raw.max() <= 1.0):  # NaN fails both comparisons too
+    if not all(0.0 <= x <= 1.0 for x in raw.tolist()):  # NaN fails it too; no numpy call for 1 row
         raise ValueError("the shadow returned probabilities outside [0, 1]")
     policy = served.policy if served is not None and served.published else shadow.manifest.policy
     p = correct_to_population(raw, policy)
-    verdicts = outcomes(p, [a["months_loan_duration"] for a in applicants], policy)
+    decisions = decisions_for(p, [a["months_loan_duration"] for a in applicants], policy)
     version = shadow.version
     return [
-        {"model_version": version, "probability_of_default": probability, "decision": verdict}
-        for probability, verdict in zip(p.round(6).tolist(), verdicts.tolist(), strict=True)
+        {"model_version": version, "probability_of_default": probability, "decision": decision}
+        for probability, decision in zip(p.round(6).tolist(), decisions.tolist(), strict=True)
     ]

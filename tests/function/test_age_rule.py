@@ -6,6 +6,7 @@ model where the rule bites (a logistic model whose risk rises with age) and with
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,8 +14,9 @@ import numpy as np
 import pytest
 from credit_api import age_rule
 from credit_api.manifest import MANIFEST_FILE, MODEL_FILE, Manifest
-from credit_api.model_store import LoadedModel
+from credit_api.model_store import LoadedModel, ModelLoadError, build, sha256
 from credit_api.policy import GRADES
+from credit_api.reasons import principal_reasons
 from credit_api.schema import BY_NAME, CATEGORICAL, EXAMPLE_APPLICANT, FEATURES
 from credit_api.scoring import Scorer
 from credit_api.underwriting import assess
@@ -145,3 +147,45 @@ def test_decision_score_and_grade_never_worse_than_younger(rising: Scorer, rows:
             assert GRADES.index(own["risk_grade"]) <= GRADES.index(younger["risk_grade"])
             assert RANK[own["decision"]] <= RANK[younger["decision"]]
         assert "age" not in {r["input"] for r in own["reasons"]}
+
+
+# A model verified not to depend on age: the rule holds by construction and is skipped ------------
+
+
+def test_is_invariant_tells_a_model_without_age_from_one_with_it(
+    rising: Scorer, committed: Scorer, rows: list[dict]
+) -> None:
+    assert age_rule.is_invariant(committed.run, committed.feed(rows))
+    assert not age_rule.is_invariant(rising.run, rising.feed(rows[:5]))
+    # one row whose probability moves with age is enough to refuse the claim
+    slight = linear_onnx.scorer({}, {"age": 1e-6}, -1)
+    assert not age_rule.is_invariant(slight.run, slight.feed([rows[0]]))
+
+
+def test_the_committed_manifest_claims_invariance_and_the_served_scores_are_unchanged(
+    committed: Scorer, rows: list[dict]
+) -> None:
+    manifest = Manifest.model_validate_json((MODEL_DIR / MANIFEST_FILE).read_text())
+    assert manifest.age_invariant
+    model, manifest_bytes = (MODEL_DIR / MODEL_FILE).read_bytes(), (MODEL_DIR / MANIFEST_FILE).read_bytes()
+    served = build(model, manifest_bytes, source="t")
+    assert served.scorer.age_invariant
+    protected = [r for r in rows if r["age"] >= age_rule.AGE_PROTECTED_FROM]
+    everyone = rows[::7] + [{**r, "age": age} for r in protected for age in (18, 61, 62, OLDEST)]
+    assert served.scorer.score_rows(everyone).tolist() == committed.score_rows(everyone).tolist()
+    adverse = [r for r in everyone if committed.predict([r])[0] > 0.3][:40]
+    reference = manifest.reason_reference
+    assert principal_reasons(served.scorer, adverse, None, reference) == principal_reasons(
+        committed, adverse, None, reference
+    )
+
+
+def test_a_false_invariance_claim_is_refused_at_load() -> None:
+    """A manifest claiming age_invariant beside a graph that uses age is never served."""
+    graph = linear_onnx.build({"checking_balance": {"lt_0": 1.0}}, {"age": 0.04}, -3)
+    manifest = json.loads((MODEL_DIR / MANIFEST_FILE).read_text())
+    manifest.update(onnx_sha256=sha256(graph), age_invariant=True)
+    with pytest.raises(ModelLoadError, match="age_invariant"):
+        build(graph, json.dumps(manifest).encode(), source="test")
+    manifest["age_invariant"] = False  # the same graph without the claim: served, with the rule
+    assert not build(graph, json.dumps(manifest).encode(), source="test").scorer.age_invariant

@@ -323,7 +323,7 @@ def test_dynamodb_records_carry_the_shadow_too(
     )
     assert [log.get(r["decision_id"])["shadow"] for r in results] == expected
     recorded = log.get(single["decision_id"])["shadow"]
-    assert recorded["model_version"] == "challenger-1" and recorded["decision"] in shadow.OUTCOMES
+    assert recorded["model_version"] == "challenger-1" and recorded["decision"] in shadow.DECISIONS
     store.shadow = None
     plain = client.post("/predict", json=EXAMPLE_APPLICANT).json()
     item = dynamodb.get_item(TableName=TABLE, Key={"decision_id": {"S": plain["decision_id"]}})["Item"]
