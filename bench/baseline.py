@@ -40,8 +40,10 @@ from credit_api.settings import Settings  # noqa: E402
 class PandasScorer:
     """The Scorer interface over a scikit-learn pipeline: columns become a DataFrame each call."""
 
-    def __init__(self, pipeline: Any) -> None:
+    def __init__(self, pipeline: Any, *, age_invariant: bool = False) -> None:
         self.pipeline = pipeline
+        self.age_invariant = age_invariant
+        """As :class:`credit_api.scoring.Scorer`: the manifest's verified claim, read by the reasons."""
 
     def feed(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
         return {name: np.array([row[name] for row in rows]).reshape(-1, 1) for name in FEATURE_NAMES}
@@ -55,6 +57,8 @@ class PandasScorer:
 
     def score(self, feed: Mapping[str, np.ndarray]) -> np.ndarray:
         """As served, with Regulation B's age rule, exactly as :meth:`credit_api.scoring.Scorer.score`."""
+        if self.age_invariant:
+            return self.run(feed)
         expanded, owner, n = age_rule.expand_feed(feed)
         return age_rule.collapse(self.run(expanded), owner, n)
 
@@ -74,7 +78,7 @@ class JoblibStore:
         if self._model is None:
             started = time.perf_counter()
             manifest = Manifest.model_validate_json((self.model_dir / MANIFEST_FILE).read_text())
-            scorer = PandasScorer(joblib.load(self.pipeline_path))
+            scorer = PandasScorer(joblib.load(self.pipeline_path), age_invariant=manifest.age_invariant)
             self._model = LoadedModel(
                 scorer=scorer,  # type: ignore[arg-type]
                 manifest=manifest,
