@@ -37,7 +37,7 @@ EXPECTED_STATUS = {
     "decision": 200,  # about the decision predict.json was given (ids are random)
     "outcome": 200,
 }
-OWNED_ELSEWHERE = {"retrain", "rollback"}  # the RetrainFunction's and the OpsFunction's events
+X
 
 
 def body_of(event: dict[str, Any]) -> Any:
