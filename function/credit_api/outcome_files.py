@@ -26,7 +26,7 @@ from credit_api.file_runs import ROW_COLUMN, Batch, Flow, Part, assemble, error_
 from credit_api.model_store import ModelStore
 from credit_api.observability import count, logger, metrics
 from credit_api.portfolio import _s3, _settings
-from credit_api.service import DecisionService, now
+from credit_api.service import DecisionService
 
 OUTCOME_COLUMNS = ("decision_id", "status")
 FILE_CALLER = "outcome-file"
@@ -76,9 +76,11 @@ def apply(batch: Batch, service: DecisionService) -> Part:
             raw = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
             part.errors.extend(error_rows(item.row, field_errors(raw)))
             continue
-        before = now()
         try:
-            record = service.record_outcome(
+            # Read first only to tell "recorded" from "unchanged"; the rule itself (same again:
+            # no change; different: conflict) is the conditional update's, not this read's.
+            recorded_before = service.decision(report.decision_id, FILE_CALLER)["outcome"] is not None
+            service.record_outcome(
                 report.decision_id, report.defaulted, report.observed_at, caller=FILE_CALLER
             )
         except NotFound:
@@ -91,7 +93,7 @@ def apply(batch: Batch, service: DecisionService) -> Part:
                 {ROW_COLUMN: item.row, "field": "defaulted", "reason": f"{exc.code}: {exc.message}"}
             )
             continue
-        status = "recorded" if record["outcome"]["recorded_at"] >= before else "unchanged"
+        status = "unchanged" if recorded_before else "recorded"
         part.results.append(
             {ROW_COLUMN: item.row, "values": item.values, "decision_id": report.decision_id, "status": status}
         )
