@@ -114,5 +114,6 @@ def apply_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
 @metrics.log_metrics
 def assemble_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     summary = assemble(OUTCOMES, _s3(), event)
+    count("OutcomeFilesAssembled")
     logger.info("outcome file assembled", extra={"run_id": summary["run_id"], "rows": summary["rows"]})
     return summary

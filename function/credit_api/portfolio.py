@@ -111,5 +111,6 @@ def score_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
 def assemble_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """The last step: one scored file, one errors file and the summary (the event's detail)."""
     summary = assemble(PORTFOLIO, _s3(), event)
+    count("PortfolioFilesAssembled")
     logger.info("portfolio assembled", extra={"run_id": summary["run_id"], "rows": summary["rows"]})
     return summary
