@@ -117,8 +117,8 @@ def create_bucket(s3: Any, name: str, properties: Mapping[str, Any], region: str
         elif key == "NotificationConfiguration":
             # Object Created events to EventBridge (the portfolio and outcome-file state machines).
             enabled = value.get("EventBridgeConfiguration", {}).get("EventBridgeEnabled") is True
-            notifications = {"EventBridgeConfiguration": {}} if enabled else {}
-            calls.append(("put_bucket_notification_configuration", {"NotificationConfiguration": notifications}))
+            notifications = {"NotificationConfiguration": {"EventBridgeConfiguration": {}} if enabled else {}}
+            calls.append(("put_bucket_notification_configuration", notifications))
         else:
             raise NotImplementedError(f"{BUCKET} property {key} has no local translation")
     params: dict[str, Any] = {"Bucket": name}
