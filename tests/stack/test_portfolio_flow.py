@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from infra.template import ROOT, Resolver, function_environment, resources_of_type
-from tests.stack.asl_local import Failure, Runner
+from tests.stack.asl_local import Failure, Runner, resolve
 from tests.stack.aws_calls import Call, allowed, policy_actions, recorded_calls
 from tests.stack.test_permissions import all_statements, statements
 from tests.support import load_event
@@ -478,3 +478,30 @@ def test_the_trigger_matches_a_file_dropped_under_its_prefix_only(
         stack.s3.put_object(Bucket=stack.bucket, Key=key, Body=b"h\n1\n")
     received = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
     assert [json.loads(m["Body"])["detail"]["object"]["key"] for m in received] == [f"{prefix}a.csv"]
+
+
+@pytest.mark.parametrize(
+    ("machine", "names"),
+    [
+        ("PortfolioStateMachine", ("portfolio_file_created", "portfolio_batch", "portfolio_assemble")),
+        ("OutcomesStateMachine", ("outcome_file_created", "outcome_file_batch", "outcome_file_assemble")),
+    ],
+)
+def test_the_event_files_are_what_the_state_machine_sends(
+    template: dict[str, Any], machine: str, names: tuple[str, str, str]
+) -> None:
+    """events/*_batch.json and *_assemble.json are the payloads the definition builds from the
+    Object Created event in events/*_created.json (so `sam local invoke -e` gets real ones)."""
+    created, batch, assembly = (load_event(n) for n in names)
+    found = definition(template, machine)
+    (mapped,) = [s for s in found["States"].values() if s["Type"] == "Map"]
+    context = {"Execution": {"StartTime": assembly["started_at"]}}
+    for index, item in enumerate(batch["Items"]):
+        at = {**context, "Map": {"Item": {"Index": index, "Value": item["values"]}}}
+        assert resolve(mapped["ItemSelector"], created, at) == item
+    assert resolve(mapped["ItemBatcher"]["BatchInput"], created, context) == batch["BatchInput"]
+    payload = found["States"][mapped["Next"]]["Parameters"]["Payload"]
+    assert resolve(payload, {**created, "map": assembly["map"]}, context) == assembly
+    assert assembly["map"]["ResultWriterDetails"]["Key"].startswith(
+        mapped["ResultWriter"]["Parameters"]["Prefix"]
+    )
