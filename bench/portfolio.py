@@ -77,7 +77,7 @@ def _event(batch_size: int) -> dict[str, Any]:
 
 def measure(batches: int = 30) -> dict[str, Any]:
     """Median and p90 time of one worker call on a full batch; rows/s; the 10M-row projection."""
-    from credit_api import portfolio
+    from credit_api import file_runs, portfolio
     from credit_api.observability import logger
     from credit_api.rows import applicant_or_errors
 
@@ -86,8 +86,8 @@ def measure(batches: int = 30) -> dict[str, Any]:
     bucket = _Bucket()
     level = logger.log_level
     logger.setLevel("WARNING")
-    real_s3 = portfolio._s3
-    portfolio._s3 = lambda: bucket  # type: ignore[assignment]
+    real_s3 = file_runs.s3_client
+    file_runs.s3_client = lambda: bucket  # type: ignore[assignment]
     try:
         for _ in range(3):  # model loaded, caches warm
             portfolio.score_handler(event, None)
@@ -101,7 +101,7 @@ def measure(batches: int = 30) -> dict[str, Any]:
             applicant_or_errors(item["values"])
         validation_ms = (time.perf_counter() - started) * 1000
     finally:
-        portfolio._s3 = real_s3
+        file_runs.s3_client = real_s3
         logger.setLevel(level)
     part_kb = bucket.bytes_written / (batches + 3) / 1024
     assemble_ms, assembled_rows = _assemble(event, bucket)

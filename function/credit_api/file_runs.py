@@ -27,14 +27,30 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
+from credit_api import aws
+from credit_api.aws import S3_MISSING_CODES, error_code
 from credit_api.s3_writes import put_once
+from credit_api.settings import Settings
 
 ROW_COLUMN = "row"
 """Row number in every output file: 1 is the first line after the header, as Step Functions'
 ``$$.Map.Item.Index`` plus one."""
 ERROR_COLUMNS = (ROW_COLUMN, "field", "reason")
+
+
+@cache
+def settings() -> Settings:
+    """The file-flow functions' settings, read once per container."""
+    return Settings.from_env()
+
+
+@cache
+def s3_client() -> Any:
+    current = settings()
+    return aws.client("s3", current.aws_endpoint_url, current.aws)
 
 
 class IncompleteRun(Exception):
@@ -268,8 +284,6 @@ def assemble(
 
 
 def _stored(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
-    from credit_api.aws import S3_MISSING_CODES, error_code
-
     try:
         return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     except Exception as exc:

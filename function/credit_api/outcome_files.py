@@ -19,13 +19,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from credit_api import file_runs
 from credit_api.api import OutcomeReport
 from credit_api.decision_log import open_log
 from credit_api.errors import NotFound, OutcomeConflict, field_errors
 from credit_api.file_runs import ROW_COLUMN, Batch, Flow, Part, assemble, error_rows, write_part
 from credit_api.model_store import ModelStore
 from credit_api.observability import count, logger, metrics
-from credit_api.portfolio import _s3, _settings
 from credit_api.service import DecisionService
 
 OUTCOME_COLUMNS = ("decision_id", "status")
@@ -48,7 +48,7 @@ OUTCOMES = Flow(
 @cache
 def _service() -> DecisionService:
     """The API's service over the configured decision log; no model is ever loaded by it here."""
-    settings = _settings()
+    settings = file_runs.settings()
     log = open_log(
         settings.decisions_table, settings.decisions_db, settings.aws_endpoint_url, settings.idempotency_table
     )
@@ -105,7 +105,7 @@ def apply_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """The Distributed Map's worker for outcome files. A decision log failure fails the batch
     (Step Functions retries it; rows already recorded come back ``unchanged``)."""
     batch = Batch.of(event)
-    written = write_part(_s3(), OUTCOMES, batch, apply(batch, _service()))
+    written = write_part(file_runs.s3_client(), OUTCOMES, batch, apply(batch, _service()))
     count("OutcomeFileRowsRejected", written["error_rows"])
     logger.info("outcome batch applied", extra={"run_id": batch.source.run_id, **written})
     return written
@@ -113,7 +113,7 @@ def apply_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
 
 @metrics.log_metrics
 def assemble_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    summary = assemble(OUTCOMES, _s3(), event)
+    summary = assemble(OUTCOMES, file_runs.s3_client(), event)
     count("OutcomeFilesAssembled")
     logger.info("outcome file assembled", extra={"run_id": summary["run_id"], "rows": summary["rows"]})
     return summary

@@ -17,12 +17,11 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from credit_api import aws
+from credit_api import file_runs
 from credit_api.file_runs import ROW_COLUMN, Batch, Flow, Part, assemble, error_rows, write_part
 from credit_api.model_store import ModelStore
 from credit_api.observability import count, logger, metrics
 from credit_api.rows import applicant_or_errors
-from credit_api.settings import Settings
 from credit_api.underwriting import assess
 
 SCORE_COLUMNS = (
@@ -50,20 +49,9 @@ PORTFOLIO = Flow(
 
 
 @cache
-def _settings() -> Settings:
-    return Settings.from_env()
-
-
-@cache
 def _store() -> ModelStore:
     """One model store per container, refreshed like the API's (settings read once)."""
-    return ModelStore(_settings())
-
-
-@cache
-def _s3() -> Any:
-    settings = _settings()
-    return aws.client("s3", settings.aws_endpoint_url, settings.aws)
+    return ModelStore(file_runs.settings())
 
 
 def score(batch: Batch, store: ModelStore) -> Part:
@@ -100,7 +88,7 @@ def score(batch: Batch, store: ModelStore) -> Part:
 def score_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """The Distributed Map's worker: one batch in, one part written, its counts returned."""
     batch = Batch.of(event)
-    written = write_part(_s3(), PORTFOLIO, batch, score(batch, _store()))
+    written = write_part(file_runs.s3_client(), PORTFOLIO, batch, score(batch, _store()))
     count("PortfolioRowsScored", written["results"])
     count("PortfolioRowsInvalid", written["error_rows"])
     logger.info("portfolio batch scored", extra={"run_id": batch.source.run_id, **written})
@@ -110,7 +98,7 @@ def score_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
 @metrics.log_metrics
 def assemble_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """The last step: one scored file, one errors file and the summary (the event's detail)."""
-    summary = assemble(PORTFOLIO, _s3(), event)
+    summary = assemble(PORTFOLIO, file_runs.s3_client(), event)
     count("PortfolioFilesAssembled")
     logger.info("portfolio assembled", extra={"run_id": summary["run_id"], "rows": summary["rows"]})
     return summary

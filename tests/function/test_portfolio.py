@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from credit_api import outcome_files, portfolio
+from credit_api import file_runs, outcome_files, portfolio
 from credit_api.decision_log import SqliteDecisionLog
 from credit_api.file_runs import Batch, IncompleteRun, Source
 from credit_api.model_store import ModelStore
@@ -52,9 +52,8 @@ def _dropped(s3: Any, event: dict[str, Any]) -> dict[str, Any]:
 def handlers(s3: Any, monkeypatch: pytest.MonkeyPatch, sqlite_log: SqliteDecisionLog) -> DecisionService:
     """The handlers' S3 client is moto's; the outcome worker's service logs to SQLite."""
     service = DecisionService(ModelStore(Settings()), sqlite_log, readers={outcome_files.FILE_CALLER})
-    monkeypatch.setattr(portfolio, "_s3", lambda: s3)
+    monkeypatch.setattr(file_runs, "s3_client", lambda: s3)
     monkeypatch.setattr(portfolio, "_store", lambda: ModelStore(Settings()))
-    monkeypatch.setattr(outcome_files, "_s3", lambda: s3)
     monkeypatch.setattr(outcome_files, "_service", lambda: service)
     return service
 

@@ -167,13 +167,13 @@ def stack(
 ) -> Iterator[Stack]:
     """The functions' environment as the template gives it, against the moto storage."""
     import boto3
-    from credit_api import outcome_files, portfolio
+    from credit_api import file_runs, outcome_files, portfolio
 
     env = function_environment(storage["resolver"], "OutcomeWorkerFunction")
     env.update(function_environment(storage["resolver"], "PortfolioWorkerFunction"))
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    caches = (portfolio._settings, portfolio._store, portfolio._s3, outcome_files._service)
+    caches = (file_runs.settings, file_runs.s3_client, portfolio._store, outcome_files._service)
     for cached in caches:
         cached.cache_clear()
     sqs = boto3.client("sqs")
