@@ -199,6 +199,22 @@ class Tally:
             )
 
 
+def _checked(part: dict[str, Any]) -> set[int]:
+    """The part's rows with errors, once it is shown to hold each of its rows exactly once."""
+    failed = {e[ROW_COLUMN] for e in part["errors"]}
+    answered = {r[ROW_COLUMN] for r in part["results"]}
+    if answered & failed or answered | failed != set(part["rows"]) or len(answered) != len(part["results"]):
+        raise IncompleteRun(f"a part's results and errors do not match its rows {part['rows'][:3]}...")
+    return failed
+
+
+def _count(tally: Tally, flow: Flow, result: dict[str, Any]) -> None:
+    value = str(result[flow.counted])
+    tally.counts[value] = tally.counts.get(value, 0) + 1
+    versions = (result.get("model_version") or "", result.get("policy_version") or "")
+    tally.versions[versions] = tally.versions.get(versions, 0) + 1
+
+
 def _write_outputs(
     flow: Flow, header: list[str], parts: Iterator[dict[str, Any]], tally: Tally, results: Any, errors: Any
 ) -> None:
@@ -208,31 +224,14 @@ def _write_outputs(
     results_writer.writerow([ROW_COLUMN, *header, *flow.result_columns])
     errors_writer.writerow(ERROR_COLUMNS)
     for part in parts:
-        failed = {e[ROW_COLUMN] for e in part["errors"]}
-        answered = {r[ROW_COLUMN] for r in part["results"]}
-        if (
-            answered & failed
-            or answered | failed != set(part["rows"])
-            or len(answered) != len(part["results"])
-        ):
-            raise IncompleteRun(f"a part's results and errors do not match its rows {part['rows'][:3]}...")
+        failed = _checked(part)
         for row in part["rows"]:
             tally.mark(row)
         for result in part["results"]:
-            values = result["values"]
-            results_writer.writerow(
-                [
-                    result[ROW_COLUMN],
-                    *(values.get(c, "") for c in header),
-                    *(result[c] for c in flow.result_columns),
-                ]
-            )
-            value = str(result[flow.counted])
-            tally.counts[value] = tally.counts.get(value, 0) + 1
-            versions = (result.get("model_version") or "", result.get("policy_version") or "")
-            tally.versions[versions] = tally.versions.get(versions, 0) + 1
-        for error in part["errors"]:
-            errors_writer.writerow([error[c] for c in ERROR_COLUMNS])
+            inputs = (result["values"].get(c, "") for c in header)
+            results_writer.writerow([result[ROW_COLUMN], *inputs, *(result[c] for c in flow.result_columns)])
+            _count(tally, flow, result)
+        errors_writer.writerows([error[c] for c in ERROR_COLUMNS] for error in part["errors"])
         tally.results += len(part["results"])
         tally.error_lines += len(part["errors"])
         tally.failed_rows += len(failed)

@@ -28,7 +28,8 @@ from credit_api.model_store import ModelStore
 from credit_api.observability import count, logger, metrics
 from credit_api.service import DecisionService
 
-OUTCOME_COLUMNS = ("decision_id", "status")
+OUTCOME_COLUMNS = ("status",)
+"""What the applied file adds to each row (its decision_id is the row's own column)."""
 FILE_CALLER = "outcome-file"
 """The caller outcome files record as: a reader of every decision, like the risk team's key."""
 
@@ -94,9 +95,7 @@ def apply(batch: Batch, service: DecisionService) -> Part:
             )
             continue
         status = "unchanged" if recorded_before else "recorded"
-        part.results.append(
-            {ROW_COLUMN: item.row, "values": item.values, "decision_id": report.decision_id, "status": status}
-        )
+        part.results.append({ROW_COLUMN: item.row, "values": item.values, "status": status})
     return part
 
 
