@@ -116,8 +116,14 @@ class Batch:
     @classmethod
     def of(cls, event: dict[str, Any]) -> Batch:
         """The batch event Step Functions sends to a Distributed Map's worker (ItemBatcher)."""
-        items = [Item(int(i["index"]) + 1, dict(i["values"])) for i in event["Items"]]
+        items = [Item(int(i["index"]) + 1, _columns(i["values"])) for i in event["Items"]]
         return cls(Source.of(event["BatchInput"]), items)
+
+
+def _columns(values: dict[str, str]) -> dict[str, str]:
+    """A row's cells by column; a byte-order mark (a spreadsheet's UTF-8 export) is not part of
+    the first column's name (the ItemReader keeps it, ``utf-8-sig`` drops it)."""
+    return {name.removeprefix("\ufeff"): cell for name, cell in values.items()}
 
 
 @dataclass
@@ -151,7 +157,7 @@ def _input_rows(s3: Any, source: Source) -> tuple[list[str], int]:
     ``IfMatch`` pins the ETag: a file replaced during the run fails it rather than mixing two files.
     """
     body = s3.get_object(Bucket=source.bucket, Key=source.key, IfMatch=f'"{source.etag}"')["Body"]
-    reader = csv.reader(io.TextIOWrapper(body, encoding="utf-8", newline=""))
+    reader = csv.reader(io.TextIOWrapper(body, encoding="utf-8-sig", newline=""))
     header = next(reader, [])
     return header, sum(1 for _ in reader)
 

@@ -89,6 +89,22 @@ def test_a_missing_column_is_an_error_on_every_row_not_a_crash() -> None:
     }
 
 
+def test_a_spreadsheets_byte_order_mark_is_not_part_of_the_first_column(s3: Any, handlers: Any) -> None:
+    event = load_event("portfolio_batch")
+    for item in event["Items"]:
+        item["values"] = {
+            f"\ufeff{k}" if k == "checking_balance" else k: v for k, v in item["values"].items()
+        }
+    key = event["BatchInput"]["key"]
+    body = b"\xef\xbb\xbf" + _csv([i["values"] for i in load_event("portfolio_batch")["Items"]])
+    etag = s3.put_object(Bucket=BUCKET, Key=key, Body=body)["ETag"].strip('"')
+    event["BatchInput"] = {"bucket": BUCKET, "key": key, "etag": etag}
+    assert portfolio.score_handler(event, LambdaContext())["results"] == 2
+    summary = portfolio.assemble_handler(event["BatchInput"], LambdaContext())
+    scored = _read_csv(s3, summary["files"]["results"])
+    assert [r["checking_balance"] for r in scored] == ["lt_0", "0_to_200"]
+
+
 def test_the_assembler_publishes_scored_errors_and_summary_once(s3: Any, handlers: Any) -> None:
     event = _dropped(s3, load_event("portfolio_batch"))
     written = portfolio.score_handler(event, LambdaContext())
