@@ -68,9 +68,8 @@ class Flow:
     results_file: str
     result_columns: tuple[str, ...]
     counted: str
-    """The result field the summary counts by value ("decision" for a portfolio)."""
-    event_source: str
-    event_detail_type: str
+    """The result field the summary counts by value ("decision" for a portfolio). The event a
+    run ends with is the state machine's (``infra/statemachine/*.asl.json``), not named here."""
 
 
 @dataclass(frozen=True)

@@ -41,8 +41,6 @@ OUTCOMES = Flow(
     results_file="applied.csv",
     result_columns=OUTCOME_COLUMNS,
     counted="status",
-    event_source="credit.outcomes",
-    event_detail_type="Outcome file applied",
 )
 
 

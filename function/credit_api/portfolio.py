@@ -43,8 +43,6 @@ PORTFOLIO = Flow(
     results_file="scored.csv",
     result_columns=SCORE_COLUMNS,
     counted="decision",
-    event_source="credit.portfolio",
-    event_detail_type="Portfolio scored",
 )
 
 
@@ -68,20 +66,24 @@ def score(batch: Batch, store: ModelStore) -> Part:
         model, policy = store.served()
         assessments = assess(model, [applicant for _, _, applicant in valid], policy)
         for (row, values, _), assessment in zip(valid, assessments, strict=True):
-            part.results.append(
-                {
-                    ROW_COLUMN: row,
-                    "values": values,
-                    **{
-                        k: assessment[k]
-                        for k in ("probability_of_default", "decision", "score", "risk_grade")
-                    },
-                    "reasons": "; ".join(r["message"] for r in assessment["reasons"]),
-                    "model_version": model.version,
-                    "policy_version": policy.version,
-                }
-            )
+            part.results.append(_scored(row, values, assessment, model.version, policy.version))
     return part
+
+
+def _scored(
+    row: int, values: dict[str, str], assessment: dict[str, Any], model_version: str, policy_version: str
+) -> dict[str, Any]:
+    """One scored row: its cells and what the API would answer for it (reasons as one text)."""
+    answered = {k: assessment[k] for k in ("probability_of_default", "decision", "score", "risk_grade")}
+    reasons = "; ".join(r["message"] for r in assessment["reasons"])
+    return {
+        ROW_COLUMN: row,
+        "values": values,
+        **answered,
+        "reasons": reasons,
+        "model_version": model_version,
+        "policy_version": policy_version,
+    }
 
 
 @metrics.log_metrics
