@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import portfolio
 from bench.baseline_model import train
 from bench.load import BEGIN, END, write_section
 
@@ -169,6 +170,9 @@ def run(options: Options) -> str:
         info["load_after"] = " / ".join(f"{x:.2f}" for x in os.getloadavg())
 
     write(options, info, started_at, (estimator, difference), cold, warm, on_disk, aws, shadowed)
+    # Portfolio scoring: one worker in-process, after the children (bench/portfolio.py).
+    written = options.out.read_text().rstrip("\n")
+    options.out.write_text(written + "\n\n" + portfolio.section(portfolio.measure()))
     return options.out.read_text()
 
 

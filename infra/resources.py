@@ -114,6 +114,11 @@ def create_bucket(s3: Any, name: str, properties: Mapping[str, Any], region: str
                 "TargetPrefix": value.get("LogFilePrefix", ""),
             }
             calls.append(("put_bucket_logging", {"BucketLoggingStatus": {"LoggingEnabled": enabled}}))
+        elif key == "NotificationConfiguration":
+            # Object Created events to EventBridge (the portfolio and outcome-file state machines).
+            enabled = value.get("EventBridgeConfiguration", {}).get("EventBridgeEnabled") is True
+            notifications = {"NotificationConfiguration": {"EventBridgeConfiguration": {}} if enabled else {}}
+            calls.append(("put_bucket_notification_configuration", notifications))
         else:
             raise NotImplementedError(f"{BUCKET} property {key} has no local translation")
     params: dict[str, Any] = {"Bucket": name}

@@ -28,7 +28,7 @@ class _NoManagedPolicies:
 
 def main() -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # .venv-sam does not install the repo
-    from infra.template import load
+    from infra.template import ROOT, load
 
     template = load()
     for resource in template["Resources"].values():
@@ -38,6 +38,11 @@ def main() -> int:
                 properties["ImageUri"] = IMAGE_PLACEHOLDER
             else:
                 properties["CodeUri"] = CODE_PLACEHOLDER
+        elif resource["Type"] == "AWS::Serverless::StateMachine":
+            # `sam deploy` uploads the definition file; offline, the translator takes it inline.
+            properties = resource["Properties"]
+            definition = ROOT / properties.pop("DefinitionUri")
+            properties["Definition"] = json.loads(definition.read_text())
     json.dump(transform(template, {}, _NoManagedPolicies()), sys.stdout, indent=1)
     return 0
 

@@ -13,9 +13,7 @@ file scored here gets the decisions the API would give for the same rows.
 from __future__ import annotations
 
 import csv
-import math
 import os
-import re
 import sys
 import tempfile
 from collections import Counter
@@ -58,8 +56,6 @@ SCORE_COLUMNS = (
     "error",
 )
 """What ``credit score`` adds to each row, after the row's own columns."""
-JSON_NUMBER = re.compile(r"-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?")
-"""A number as JSON writes it (RFC 8259): what a numeric cell must look like to be sent as one."""
 
 
 @app.command(epilog="Example: credit data --raw data/raw/germancredit.csv")
@@ -286,32 +282,10 @@ def score(
 
 def applicant_or_errors(row: dict[str, str]) -> tuple[dict[str, Any] | None, str]:
     """One CSV row as the API's validated applicant, or None and the API's own error messages."""
-    from credit_api.api import fields
-    from credit_api.errors import field_errors
-    from credit_api.schema import FEATURE_NAMES, NUMERIC, Applicant
-    from pydantic import ValidationError
+    from credit_api.rows import applicant_or_errors as checked
 
-    try:
-        applicant = Applicant.model_validate(
-            {name: _cell(row[name], numeric=name in NUMERIC) for name in FEATURE_NAMES}
-        )
-    except ValidationError as exc:
-        raw = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-        return None, "; ".join(detail["message"] for detail in field_errors(raw))
-    return dict(fields(applicant)), ""
-
-
-def _cell(text: str, *, numeric: bool) -> int | float | str | None:
-    """A CSV cell as the JSON value a client would send for it: a number in a numeric column if it
-    is written as one (whole numbers as int, like ``4.0`` in JSON), else the text. Surrounding spaces
-    are CSV layout, not data; a blank cell is a missing input."""
-    text = text.strip()
-    if not text:
-        return None
-    if not numeric or not JSON_NUMBER.fullmatch(text):
-        return text
-    number = float(text)
-    return int(number) if math.isfinite(number) and number.is_integer() else number
+    applicant, errors = checked(row)
+    return applicant, "; ".join(detail["message"] for detail in errors)
 
 
 def _read_rows(path: Path) -> tuple[list[dict[str, str]], list[str]]:

@@ -38,6 +38,14 @@ EXPECTED_STATUS = {
     "outcome": 200,
 }
 OWNED_ELSEWHERE = {"retrain", "rollback"}  # the RetrainFunction's and the OpsFunction's events
+OWNED_ELSEWHERE |= {  # the file flows' (tests/function/test_portfolio.py, tests/stack/test_portfolio_flow.py)
+    "portfolio_file_created",
+    "portfolio_batch",
+    "portfolio_assemble",
+    "outcome_file_created",
+    "outcome_file_batch",
+    "outcome_file_assemble",
+}
 
 
 def body_of(event: dict[str, Any]) -> Any:

@@ -224,3 +224,38 @@ def test_built_bundle_against_the_local_stack(
         assert stored["outcome"]["M"]["defaulted"] == {"BOOL": True}
         count = dynamodb.scan(TableName=stack.names.table, Select="COUNT")["Count"]
         assert count == 1 + len(responses["predict_batch"]["results"])
+
+
+def test_the_built_bundle_runs_the_portfolio_worker_and_assembler(
+    built: Path, runtime_dir: list[str], template: dict[str, Any], tool_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The file flows' functions share PredictFunction's CodeUri: the same bundle, other handlers."""
+    from infra.local_stack import clients, running
+
+    with running(port=0) as stack:
+        s3, _ = clients(stack.endpoint_url)
+        batch = load_event("portfolio_batch")
+        rows = [item["values"] for item in batch["Items"]]
+        body = ",".join(rows[0]) + "\n" + "".join(",".join(r.values()) + "\n" for r in rows)
+        key = batch["BatchInput"]["key"]
+        etag = s3.put_object(Bucket=stack.names.bucket, Key=key, Body=body.encode())["ETag"].strip('"')
+        source = {"bucket": stack.names.bucket, "key": key, "etag": etag}
+        batch["BatchInput"] = source
+        answers = {}
+        for function, event in (
+            ("PortfolioWorkerFunction", batch),
+            ("PortfolioAssemblerFunction", {**load_event("portfolio_assemble"), **source}),
+        ):
+            resolver = Resolver(template, names=stack.names.as_refs())
+            variables = function_environment(resolver, function) | {"CHAMPION_WAIT_SECONDS": "12"}
+            env = lambda_environment(template, variables, tool_env) | {"AWS_ENDPOINT_URL": stack.endpoint_url}
+            path = tmp_path / f"{function}.json"
+            path.write_text(json.dumps(event))
+            handler = function_property(template, function, "Handler")
+            answer = invoke_built(built, handler, path, env, tmp_path / "out.json", runtime_dir)
+            check_bundle_alone(answer)
+            answers[function] = answer["response"]
+    assert answers["PortfolioWorkerFunction"]["error_rows"] == 1
+    summary = answers["PortfolioAssemblerFunction"]
+    assert (summary["rows"], summary["results"], summary["error_rows"]) == (3, 2, 1)
+    assert summary["versions"][0]["model_version"] == stack.pointer["model_version"]

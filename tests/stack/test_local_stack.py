@@ -20,6 +20,8 @@ from infra.resources import Names, create_bucket, create_storage
 from infra.template import ROOT, Resolver
 
 HOST = "127.0.0.1"
+FILE_RUN_PARTS = ("batch/results/", "outcomes/results/")
+"""The file runs' scratch parts expire (credit_api/file_runs.py); nothing under models/ ever does."""
 CREDIT = Path(sys.executable).with_name("credit")
 """The installed command line (``[project.scripts]``), as ``make local-stack`` runs it."""
 
@@ -43,8 +45,13 @@ def test_storage_gets_every_property_the_template_gives_it(storage: dict[str, An
     assert rules["expire-noncurrent-reports"]["Filter"] == {"Prefix": "reports/"}
     expiring = [r for r in rules.values() if "NoncurrentVersionExpiration" in r or "Expiration" in r]
     assert all(
-        r["Filter"]["Prefix"] in ("data/", "reports/") for r in expiring if "NoncurrentVersionExpiration" in r
+        r["Filter"]["Prefix"] in ("data/", "reports/", *FILE_RUN_PARTS)
+        for r in expiring
+        if "NoncurrentVersionExpiration" in r
     )
+    assert {
+        rules[r]["Filter"]["Prefix"] for r in ("expire-file-run-parts", "expire-outcome-file-parts")
+    } == set(FILE_RUN_PARTS)
     assert rules["remove-expired-delete-markers"]["Expiration"] == {"ExpiredObjectDeleteMarker": True}
     table = dynamodb.describe_table(TableName=names.table)["Table"]
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"

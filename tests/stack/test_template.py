@@ -386,7 +386,7 @@ def test_applicant_data_and_logs_are_under_the_stacks_rotating_key(template: dic
         sse = template["Resources"][table]["Properties"]["SSESpecification"]
         assert sse == {"SSEEnabled": True, "SSEType": "KMS", "KMSMasterKeyId": data_key}, table
     groups = resources_of_type(template, "AWS::Logs::LogGroup")
-    assert len(groups) == 4 and all(g["Properties"]["KmsKeyId"] == data_key for g in groups.values())
+    assert groups and all(g["Properties"]["KmsKeyId"] == data_key for g in groups.values())
     queue = template["Resources"]["RetrainDeadLetterQueue"]["Properties"]
     assert queue["KmsMasterKeyId"] == {"Ref": "DataKey"}
 
