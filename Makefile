@@ -12,7 +12,7 @@ export SAM_CLI_TELEMETRY := 0
 # Browser tests drive Debian's chromium; Playwright must never download its own.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: run test test-fast install browser train lint static checkov fuzz bench load local-stack sam clean
+.PHONY: run test test-fast install browser train lint static checkov fuzz bench load local-stack sam clean test-retrain-312
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,9 +31,23 @@ train: install
 run: install function/model/model.onnx
 	$(BIN)/credit serve --host $(HOST) --port $(PORT)
 
-test: install browser sam static
+test: install browser sam static test-retrain-312
 	$(BIN)/ruff check .
 	$(BIN)/pytest -m ''
+
+# The retrain's tests under Python 3.12, the RetrainFunction image's interpreter, with exactly the
+# image's packages (training/requirements-retrain.txt) plus pytest and moto: a package the image
+# lacks fails here, not in Lambda. Tests needing dev-only packages must importorskip them.
+VENV_312 := .venv-312
+$(VENV_312)/.installed: training/requirements-retrain.txt
+	python3.12 -m venv $(VENV_312)
+	$(VENV_312)/bin/pip install --quiet --upgrade "pip>=24,<27"
+	$(VENV_312)/bin/pip install --quiet -r training/requirements-retrain.txt "pytest>=9.0,<9.3" "moto[server]>=5.2.5,<5.3"
+	touch $@
+
+test-retrain-312: $(VENV_312)/.installed
+	PYTHONPATH=$(CURDIR):$(CURDIR)/function $(VENV_312)/bin/python -m pytest -m '' -q -p no:cacheprovider \
+		tests/stack/test_retrain.py tests/training/test_export.py
 
 # Static security checks: bandit on the code (each exception a "# nosec" with its reason) and
 # checkov on template.yaml (each exception an inline "checkov:skip=CKV_...: <reason>"), offline:
