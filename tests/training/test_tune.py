@@ -118,3 +118,15 @@ def test_search_rows_keeps_every_row_within_the_budget_and_each_class_share_abov
     assert len(picked) == 100 and len(set(picked)) == 100
     assert int(y[picked].sum()) == 30  # 30% defaults in, 30% defaults out
     assert np.array_equal(picked, tune.search_rows(y, 100, seed=0))  # seeded
+
+
+def test_a_bounded_search_chooses_on_the_subsample_and_refits_on_every_row() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 3))
+    y = (x[:, 0] + rng.normal(scale=0.5, size=600) > 0).astype(int)
+    candidate = candidates(quick=True)["decision_tree"]
+    rows = tune.search_rows(y, 200, seed=1)
+    expected, _, _ = tune.search(candidate, x[rows], y[rows], seed=1, inner_splits=2)
+    params, model, _ = tune.bounded_search(candidate, x, y, seed=1, inner_splits=2, max_rows=200)
+    assert params == expected
+    assert model.tree_.n_node_samples[0] == 600  # the chosen tree was fitted on all 600 rows
