@@ -109,16 +109,19 @@ def train(
     reports_dir: Path | None = None,
     n_jobs: int = 2,
     progress: Progress = print,
+    max_search_rows: int | None = None,
 ) -> TrainResult:
     """Search, evaluate and export; ``model.onnx`` and ``manifest.json`` go to ``out_dir``.
 
     Reports go to ``reports_dir`` (default ``out_dir / "reports"``). ``quick`` runs a small search
     (3-fold outer CV, small grids, few trees) for tests; its numbers are not the project's.
     Native thread pools are held to one thread: the parallelism is across outer folds, and nested
-    thread pools on a small machine only slow each other down.
+    thread pools on a small machine only slow each other down. ``max_search_rows`` bounds each
+    hyperparameter search to a stratified subsample (:func:`training.tune.bounded_search`), so
+    the retrain's run time stops growing with the search as the data grows; None searches all rows.
     """
     with threadpool_limits(1):
-        return _train(frame, out_dir, seed, quick, reports_dir, n_jobs, progress)
+        return _train(frame, out_dir, seed, quick, reports_dir, n_jobs, progress, max_search_rows)
 
 
 def _train(
@@ -129,6 +132,7 @@ def _train(
     reports_dir: Path | None,
     n_jobs: int,
     progress: Progress,
+    max_search_rows: int | None = None,
 ) -> TrainResult:
     started = time.perf_counter()
     log = _clock(progress)
@@ -147,6 +151,7 @@ def _train(
         "selection": "mean log-likelihood (log loss) on the inner folds",
         "calibration_min_gain": CALIBRATION_MIN_GAIN,
         "load_average": os.getloadavg()[0],
+        "max_search_rows": max_search_rows,
     }
     protocol["outer_folds"] = protocol["outer_splits"] * protocol["outer_repeats"]
     log(f"training on {len(frame)} rows, seed {seed}{' (quick)' if quick else ''}")
@@ -169,6 +174,7 @@ def _train(
         inner_splits=protocol["inner_splits"],
         n_jobs=n_jobs,
         progress=log,
+        max_search_rows=max_search_rows,
     )
     cv_seconds = time.perf_counter() - cv_started
     summaries = {
@@ -182,7 +188,13 @@ def _train(
         )
 
     log("searching each candidate's deployed setting on all rows")
-    deployed = final_params(modelled, catalogue, seed=seed, inner_splits=protocol["final_inner_splits"])
+    deployed = final_params(
+        modelled,
+        catalogue,
+        seed=seed,
+        inner_splits=protocol["final_inner_splits"],
+        max_search_rows=max_search_rows,
+    )
     estimators: dict[str, BaseEstimator] = {}
     rows = []
     for name, candidate in catalogue.items():

@@ -153,6 +153,36 @@ def search(
     return settings[chosen], model, seconds
 
 
+def search_rows(y: np.ndarray, max_rows: int | None, seed: int) -> np.ndarray:
+    """Positions of at most ``max_rows`` rows of ``y``, stratified: the rows a bounded search tunes on.
+
+    The search's cost grows with the rows while the chosen settings barely change past a few
+    thousand, so above the budget the settings are chosen on a subsample and refit on every row.
+    Each class keeps its share (rounded), so the log-likelihood the search maximises is not skewed.
+    """
+    if max_rows is None or len(y) <= max_rows:
+        return np.arange(len(y))
+    rng = np.random.default_rng(seed)
+    picked = []
+    for label in np.unique(y):
+        members = np.flatnonzero(y == label)
+        share = max(1, round(max_rows * len(members) / len(y)))
+        picked.append(rng.choice(members, size=min(share, len(members)), replace=False))
+    return np.sort(np.concatenate(picked))
+
+
+def bounded_search(
+    candidate: Candidate, x: np.ndarray, y: np.ndarray, *, seed: int, inner_splits: int, max_rows: int | None
+) -> tuple[dict[str, Any], BaseEstimator, float]:
+    """:func:`search` on at most ``max_rows`` rows (:func:`search_rows`); the choice refit on all rows."""
+    rows = search_rows(y, max_rows, seed)
+    if len(rows) == len(y):
+        return search(candidate, x, y, seed=seed, inner_splits=inner_splits)
+    params, _, _ = search(candidate, x[rows], y[rows], seed=seed, inner_splits=inner_splits)
+    model, seconds = _timed_fit(head(candidate, params, seed), x, y)
+    return params, model, seconds
+
+
 def fold_seed(seed: int, index: int) -> int:
     """The seed of outer fold ``index``: its inner splits and its models' randomness."""
     return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
@@ -168,6 +198,7 @@ def _run_fold(
     base: list[Candidate],
     seed: int,
     inner_splits: int,
+    max_search_rows: int | None = None,
 ) -> _FoldOutcome:
     outcome = _FoldOutcome(index, repeat, test, {}, {}, {}, {})
     seed_here = fold_seed(seed, index)
@@ -175,8 +206,13 @@ def _run_fold(
         for candidate in base:
             x = encoded[candidate.encoder]
             start = time.perf_counter()
-            params, model, seconds = search(
-                candidate, x[train], y[train], seed=seed_here, inner_splits=inner_splits
+            params, model, seconds = bounded_search(
+                candidate,
+                x[train],
+                y[train],
+                seed=seed_here,
+                inner_splits=inner_splits,
+                max_rows=max_search_rows,
             )
             outcome.search_seconds[candidate.name] = time.perf_counter() - start
             outcome.params[candidate.name] = params
@@ -195,6 +231,7 @@ def nested_cv(
     inner_splits: int = 3,
     n_jobs: int = 2,
     progress: Progress = print,
+    max_search_rows: int | None = None,
 ) -> dict[str, CandidateCV]:
     """Out-of-fold probabilities of every candidate under nested CV (see the module docstring)."""
     y = frame[TARGET].to_numpy()
@@ -204,7 +241,9 @@ def nested_cv(
     splits = list(outer.split(encoded["tree"], y))
     results = {name: CandidateCV(name, np.full((outer_repeats, len(y)), np.nan)) for name in catalogue}
     jobs = (
-        delayed(_run_fold)(i, i // outer_splits, train, test, encoded, y, base, seed, inner_splits)
+        delayed(_run_fold)(
+            i, i // outer_splits, train, test, encoded, y, base, seed, inner_splits, max_search_rows
+        )
         for i, (train, test) in enumerate(splits)
     )
     outcomes: Iterator[_FoldOutcome] = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs)
@@ -246,7 +285,12 @@ def _record(result: CandidateCV, candidate: Candidate, outcome: _FoldOutcome) ->
 
 
 def final_params(
-    frame: pd.DataFrame, catalogue: dict[str, Candidate], *, seed: int, inner_splits: int = 5
+    frame: pd.DataFrame,
+    catalogue: dict[str, Candidate],
+    *,
+    seed: int,
+    inner_splits: int = 5,
+    max_search_rows: int | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Each candidate's params searched on all rows: what the deployed model is built with."""
     y = frame[TARGET].to_numpy()
@@ -256,7 +300,10 @@ def final_params(
         for candidate in catalogue.values():
             if not candidate.ensemble:
                 x = encoded[candidate.encoder]
-                chosen[candidate.name], _, _ = search(candidate, x, y, seed=seed, inner_splits=inner_splits)
+                rows = search_rows(y, max_search_rows, seed)
+                chosen[candidate.name], _, _ = search(
+                    candidate, x[rows], y[rows], seed=seed, inner_splits=inner_splits
+                )
     for candidate in catalogue.values():
         if candidate.ensemble:
             chosen[candidate.name] = {member: chosen[member] for member in candidate.members}

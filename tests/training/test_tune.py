@@ -108,3 +108,25 @@ def test_the_ensemble_row_is_what_a_soft_voting_classifier_of_the_tuned_members_
     voting.fit(frame.iloc[train][list(FEATURE_NAMES)], frame.iloc[train][TARGET])
     refit = voting.predict_proba(frame.iloc[test][list(FEATURE_NAMES)])[:, 1]
     np.testing.assert_allclose(refit, result.probabilities[repeat, test], rtol=0, atol=1e-12)
+
+
+def test_search_rows_keeps_every_row_within_the_budget_and_each_class_share_above_it() -> None:
+    y = np.array([1] * 300 + [0] * 700)
+    assert np.array_equal(tune.search_rows(y, None, seed=0), np.arange(1000))
+    assert np.array_equal(tune.search_rows(y, 1000, seed=0), np.arange(1000))
+    picked = tune.search_rows(y, 100, seed=0)
+    assert len(picked) == 100 and len(set(picked)) == 100
+    assert int(y[picked].sum()) == 30  # 30% defaults in, 30% defaults out
+    assert np.array_equal(picked, tune.search_rows(y, 100, seed=0))  # seeded
+
+
+def test_a_bounded_search_chooses_on_the_subsample_and_refits_on_every_row() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 3))
+    y = (x[:, 0] + rng.normal(scale=0.5, size=600) > 0).astype(int)
+    candidate = candidates(quick=True)["decision_tree"]
+    rows = tune.search_rows(y, 200, seed=1)
+    expected, _, _ = tune.search(candidate, x[rows], y[rows], seed=1, inner_splits=2)
+    params, model, _ = tune.bounded_search(candidate, x, y, seed=1, inner_splits=2, max_rows=200)
+    assert params == expected
+    assert model.tree_.n_node_samples[0] == 600  # the chosen tree was fitted on all 600 rows
