@@ -13,7 +13,7 @@ from credit_api import snapstart
 from credit_api.api import create_app
 from credit_api.decision_log import SqliteDecisionLog
 from credit_api.lambda_handler import make_handler
-from credit_api.model_store import publish
+from credit_api.model_store import ModelStore, publish
 from credit_api.service import random_ids
 from credit_api.settings import Settings
 from tests.function.conftest import BUCKET, s3_store
@@ -73,7 +73,7 @@ def test_restore_without_a_changed_champion_keeps_the_loaded_model(
 
 
 def test_ids_after_restore_differ_from_the_snapshots(settings: Settings, hooks: None) -> None:
-    snapstart.install(s3_store(settings, None, model_bucket=""))
+    snapstart.install(ModelStore(settings))
     snapstart.run_before_snapshot()
     taken = set(random_ids(100))
     snapstart.run_after_restore()

@@ -118,4 +118,6 @@ def test_api_integrates_with_the_snapstart_alias_not_latest(transformed: dict[st
             assert "${PredictFunctionAliaslive}" in uri, (method, path, uri)
     permissions = [r for r in resources.values() if r["Type"] == "AWS::Lambda::Permission"]
     predict = [p for p in permissions if "PredictFunction" in json.dumps(p["Properties"]["FunctionName"])]
-    assert predict and all(p["Properties"]["FunctionName"] == {"Ref": "PredictFunctionAliaslive"} for p in predict)
+    assert predict and all(
+        p["Properties"]["FunctionName"] == {"Ref": "PredictFunctionAliaslive"} for p in predict
+    )
