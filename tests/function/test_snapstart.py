@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from credit_api import snapstart
 from credit_api.api import create_app
 from credit_api.decision_log import SqliteDecisionLog
@@ -16,6 +15,7 @@ from credit_api.lambda_handler import make_handler
 from credit_api.model_store import ModelStore, publish
 from credit_api.service import random_ids
 from credit_api.settings import Settings
+
 from tests.function.conftest import BUCKET, s3_store
 from tests.function.test_model_store import model_copy
 from tests.support import LambdaContext, load_event, response_json
