@@ -12,6 +12,7 @@ import warnings
 from credit_api.api import create_app
 from credit_api.lambda_handler import make_handler
 from credit_api.settings import Settings
+from credit_api.snapstart import install
 
 # GET routes publish no metrics of their own; Powertools would warn on every such invocation.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
@@ -19,3 +20,4 @@ warnings.filterwarnings("ignore", message="No application metrics to publish", c
 settings = Settings.from_env()
 app = create_app(settings)
 handler = make_handler(app)
+install(app.state.service.store)

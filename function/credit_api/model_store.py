@@ -310,6 +310,12 @@ class ModelStore:
             self._start_load()
         return model
 
+    def recheck(self) -> None:
+        """Make the next request re-read the champion pointer (after a SnapStart restore the
+        snapshot's refresh deadline is stale: the champion may have changed since)."""
+        with self._lock:
+            self._next_check = 0.0
+
     def served(self) -> tuple[LoadedModel, ServedPolicy]:
         """The model and the policy for this request, each one reference kept to its end."""
         model = self.current()

@@ -103,3 +103,21 @@ def test_generated_roles_hold_only_the_templates_statements_logs_and_xray(
     schedule = transformed["Resources"]["RetrainFunctionSchedule"]
     assert schedule["Type"] == "AWS::Events::Rule"
     assert schedule["Properties"]["ScheduleExpression"] == {"Ref": "RetrainSchedule"}
+
+
+def test_api_integrates_with_the_snapstart_alias_not_latest(transformed: dict[str, Any]) -> None:
+    """SnapStart applies to published versions only, so every API method must call the ``live`` alias."""
+    resources = transformed["Resources"]
+    alias = resources["PredictFunctionAliaslive"]
+    assert alias["Type"] == "AWS::Lambda::Alias"
+    assert resources["PredictFunction"]["Properties"]["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    body = resources["CreditApi"]["Properties"]["Body"]
+    for path, methods in body["paths"].items():
+        for method, operation in methods.items():
+            uri = operation["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
+            assert "${PredictFunctionAliaslive}" in uri, (method, path, uri)
+    permissions = [r for r in resources.values() if r["Type"] == "AWS::Lambda::Permission"]
+    predict = [p for p in permissions if "PredictFunction" in json.dumps(p["Properties"]["FunctionName"])]
+    assert predict and all(
+        p["Properties"]["FunctionName"] == {"Ref": "PredictFunctionAliaslive"} for p in predict
+    )
