@@ -29,7 +29,7 @@ from credit_api.limits import BodyLimit
 from credit_api.model_store import ModelStore
 from credit_api.observability import SERVICE, OutsideLambda
 from credit_api.policy import GRADES
-from credit_api.schema import EXAMPLE_APPLICANT, Applicant, describe
+from credit_api.schema import EXAMPLE_APPLICANT, Applicant, describe, fields
 from credit_api.service import Call, DecisionService
 from credit_api.settings import MAX_BATCH, Settings
 
@@ -263,16 +263,6 @@ def json_body(model: type[BaseModel]) -> dict[str, Any]:
     """
     ref = {"$ref": f"#/components/schemas/{model.__name__}"}
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
-
-
-def fields(applicant: BaseModel) -> dict[str, Any]:
-    """A validated applicant's inputs as a dict, without copying.
-
-    Pydantic keeps a model's field values in its ``__dict__``; ``Applicant`` is frozen and
-    forbids extra fields, so that dict is exactly the 16 inputs. ``model_dump`` would copy
-    them again: 2.5 ms for a batch of 1000.
-    """
-    return applicant.__dict__
 
 
 def _service(request: Request) -> DecisionService:

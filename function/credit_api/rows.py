@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from credit_api.errors import field_errors
-from credit_api.schema import FEATURE_NAMES, NUMERIC, Applicant
+from credit_api.schema import FEATURE_NAMES, NUMERIC, Applicant, fields
 
 JSON_NUMBER = re.compile(r"-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?")
 """A number as JSON writes it (RFC 8259): what a numeric cell must look like to be sent as one."""
@@ -46,4 +46,4 @@ def applicant_or_errors(row: Mapping[str, str | None]) -> tuple[dict[str, Any] |
     except ValidationError as exc:
         raw = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
         return None, field_errors(raw)
-    return dict(applicant.__dict__), []
+    return dict(fields(applicant)), []

@@ -262,3 +262,13 @@ def schema_hash() -> str:
     contract = [[f.name, sorted(f.codes), f.minimum, f.maximum] for f in FEATURES]
     canonical = json.dumps(contract, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def fields(applicant: BaseModel) -> dict[str, Any]:
+    """A validated applicant's inputs as a dict, without copying.
+
+    Pydantic keeps a model's field values in its ``__dict__``; ``Applicant`` is frozen and
+    forbids extra fields, so that dict is exactly the 16 inputs. ``model_dump`` would copy
+    them again: 2.5 ms for a batch of 1000.
+    """
+    return applicant.__dict__
