@@ -364,14 +364,15 @@ def _write_rows(
 
 def summary(scored: Sequence[dict[str, Any]]) -> str:
     """``approve 3 (60%), review 1 (20%), decline 0 (0%), invalid 1 (20%) of 5 rows``."""
-    from credit_api.policy import Outcome
+    from credit_api.policy import DecisionLabel
 
     if not scored:
         return "no rows"
     counts = Counter(result.get("decision") or "invalid" for result in scored)
     total = len(scored)
     parts = [
-        f"{name} {counts[name]} ({counts[name] / total:.0%})" for name in (*get_args(Outcome), "invalid")
+        f"{name} {counts[name]} ({counts[name] / total:.0%})"
+        for name in (*get_args(DecisionLabel), "invalid")
     ]
     return ", ".join(parts) + f" of {total} rows"
 

@@ -37,7 +37,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Outcome = Literal["approve", "review", "decline"]
+DecisionLabel = Literal["approve", "review", "decline"]
 GRADES: tuple[str, ...] = ("A", "B", "C", "D", "E")
 """Risk grades, best first. See :meth:`ScoreScale.grade`."""
 
@@ -156,7 +156,7 @@ class Decision(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     probability_of_default: float = Field(description="after the population correction, if configured")
-    decision: Outcome
+    decision: DecisionLabel
     score: int = Field(description="points from the corrected probability; higher is safer")
     risk_grade: str = Field(description="A (best) to E, by score band")
     expected_profit: float = Field(description="expected profit of the loan, in the amount's currency")
@@ -193,12 +193,17 @@ def expected_profit(
     return np.asarray(amounts, dtype=np.float64) * ((1 - p) * g - p * policy.loss_given_default)
 
 
+_DECISION_LABELS = np.array(["approve", "review", "decline"])
+"""Indexed by 1 (review), less one below the band, plus one above it (NaN, in neither, stays a
+review): one array lookup, cheaper than two nested ``np.where`` over strings on one applicant."""
+
+
 def decisions_for(probabilities: ArrayLike, months: ArrayLike, policy: Policy) -> np.ndarray:
     """approve / review / decline for (already corrected) probabilities; the review band is inclusive."""
     p = np.asarray(probabilities, dtype=np.float64)
     cut = break_even(months, policy)
     half = policy.review_band * cut
-    return np.where(p < cut - half, "approve", np.where(p > cut + half, "decline", "review"))
+    return _DECISION_LABELS[1 - (p < cut - half).astype(np.intp) + (p > cut + half)]
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from credit_api.policy import (
     decide,
     decide_columns,
     decide_many,
+    decisions_for,
     expected_profit,
 )
 from pydantic import ValidationError
@@ -61,6 +62,21 @@ def test_band_edges_are_reviews():
     assert decide(upper, 1000, 12, PLAIN).decision == "review"
     assert decide(np.nextafter(lower, 0), 1000, 12, PLAIN).decision == "approve"
     assert decide(np.nextafter(upper, 1), 1000, 12, PLAIN).decision == "decline"
+
+
+def test_decisions_for_a_column_mixes_all_three_in_order_and_never_approves_nan():
+    lower, upper = P_STAR * 0.8, P_STAR * 1.2
+    probabilities = [0.0, np.nextafter(lower, 0), lower, P_STAR, upper, np.nextafter(upper, 1), 1.0, np.nan]
+    assert decisions_for(probabilities, [12] * 8, PLAIN).tolist() == [
+        "approve",
+        "approve",
+        "review",
+        "review",
+        "review",
+        "decline",
+        "decline",
+        "review",
+    ]
 
 
 def test_without_band_positive_expected_profit_is_approved_and_negative_declined():
