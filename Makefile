@@ -12,7 +12,7 @@ export SAM_CLI_TELEMETRY := 0
 # Browser tests drive Debian's chromium; Playwright must never download its own.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: run test test-fast install browser train lint static checkov fuzz bench load local-stack sam clean test-retrain-312
+.PHONY: run test test-fast install browser train lint static checkov fuzz bench load local-stack sam clean test-retrain-312 asl
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,7 @@ train: install
 run: install function/model/model.onnx
 	$(BIN)/credit serve --host $(HOST) --port $(PORT)
 
-test: install browser sam static test-retrain-312
+test: install browser sam static asl test-retrain-312
 	$(BIN)/ruff check .
 	$(BIN)/pytest -m ''
 
@@ -78,6 +78,20 @@ browser:
 	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -q \
 		&& $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
+# The state machines (infra/statemachine/*.asl.json) through npm's asl-validator, pinned, in its own
+# folder; Debian's npm is installed only when missing. tests/stack/test_asl.py runs it too, on the
+# definitions and on broken copies of them (it must refuse those).
+ASL_DIR := .asl-validator
+ASL_VALIDATOR := $(ASL_DIR)/node_modules/.bin/asl-validator
+$(ASL_DIR)/.installed:
+	@command -v npm >/dev/null || { $(SUDO) apt-get update -q \
+		&& $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm; }
+	npm install --silent --no-audit --no-fund --prefix $(ASL_DIR) asl-validator@4.0.0
+	touch $@
+
+asl: $(ASL_DIR)/.installed
+	for definition in infra/statemachine/*.asl.json; do $(ASL_VALIDATOR) --json-path $$definition || exit 1; done
+
 # aws-sam-cli (and its cfn-lint) in their own venv: they pin boto3/pydantic below .venv's.
 SAM_VENV := .venv-sam
 $(SAM_VENV)/.installed: infra/requirements-sam.txt
@@ -109,4 +123,4 @@ lint: install
 	$(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache var
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(ASL_DIR) .aws-sam .pytest_cache var
