@@ -261,8 +261,9 @@ def pointer(report: Mapping[str, Any], html: str, json_key: str) -> dict[str, An
 def rendered(report: Mapping[str, Any]) -> tuple[bytes, bytes]:
     """(report.json, report.html) bytes."""
     from training.monitoring_html import render
+    from training.monitoring_plots import plots
 
-    return json.dumps(report, indent=2, allow_nan=False).encode(), render(report).encode()
+    return json.dumps(report, indent=2, allow_nan=False).encode(), render(report, plots(report)).encode()
 
 
 def write_local(report: Mapping[str, Any], reports_dir: Path) -> Path:
