@@ -47,7 +47,7 @@ $(VENV_312)/.installed: training/requirements-retrain.txt
 
 test-retrain-312: $(VENV_312)/.installed
 	PYTHONPATH=$(CURDIR):$(CURDIR)/function $(VENV_312)/bin/python -m pytest -m '' -q -p no:cacheprovider \
-		tests/stack/test_retrain.py tests/training/test_export.py
+		tests/stack/test_retrain.py tests/training/test_export.py tests/stack/test_monitoring_run.py
 
 # Static security checks: bandit on the code (each exception a "# nosec" with its reason) and
 # checkov on template.yaml (each exception an inline "checkov:skip=CKV_...: <reason>"), offline:

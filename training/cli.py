@@ -411,6 +411,94 @@ def retrain(
     typer.echo(json.dumps(result.summary(), indent=2))
 
 
+@app.command(
+    epilog=(
+        "Examples: credit monitor --db var/decisions.sqlite3;"
+        " credit monitor --bucket B --table T --date 2026-12-01 (AWS_ENDPOINT_URL for the local stack)"
+    )
+)
+def monitor(
+    bucket: Annotated[
+        str | None,
+        typer.Option(envvar="MODEL_BUCKET", help="The model bucket: champion read, report written there."),
+    ] = None,
+    table: Annotated[
+        str | None, typer.Option(envvar="DECISIONS_TABLE", help="The decisions table (DynamoDB).")
+    ] = None,
+    db: Annotated[
+        Path | None, typer.Option("--db", envvar="DECISIONS_DB", help="A local SQLite decision log instead.")
+    ] = None,
+    endpoint_url: Annotated[
+        str | None, typer.Option(envvar="AWS_ENDPOINT_URL", help="Another AWS endpoint (moto).")
+    ] = None,
+    manifest: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True, dir_okay=False, help="Champion manifest without --bucket. Default: function/model/."
+        ),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="The reports directory. Default: reports/.")] = None,
+    day: Annotated[
+        str | None, typer.Option("--date", help="The report's date, YYYY-MM-DD (UTC). Default: today.")
+    ] = None,
+) -> None:
+    """Monitoring report: drift, outcomes, calibration and fairness, each green/amber/red (HTML + JSON).
+
+    Written under <out>/monitoring/<date>/ and, with --bucket, under reports/monitoring/<date>/ in it;
+    latest.json last.
+    """
+    from datetime import UTC, date, datetime
+
+    from training import monitoring
+    from training.train import MODEL_DIR, REPORTS_DIR
+
+    try:
+        report_day = date.fromisoformat(day) if day else datetime.now(UTC).date()
+    except ValueError:
+        raise typer.BadParameter(f"{day!r} is not a YYYY-MM-DD date", param_hint="--date") from None
+    s3 = None
+    if bucket:
+        import boto3
+
+        s3 = boto3.session.Session().client("s3", endpoint_url=endpoint_url)
+    records = _monitor_records(table, db, endpoint_url)
+    if s3 is not None:
+        champion = monitoring.champion_from_s3(s3, bucket)
+    else:
+        champion = monitoring.champion_from_file(manifest or MODEL_DIR / "manifest.json")
+    shadow = monitoring.local_shadow(records)
+    if s3 is not None:
+        from training.retrain import shadow_comparison
+
+        shadow = shadow_comparison(s3, bucket, records) or shadow
+    report = monitoring.build(records, champion, report_day, shadow=shadow)
+    latest = monitoring.write_local(report, out or REPORTS_DIR)
+    typer.echo(f"wrote {latest}: status {report['status']}")
+    if s3 is not None:
+        written = monitoring.write_s3(s3, bucket, report)
+        typer.echo(f"wrote s3://{bucket}/{written['latest']}")
+    for line in report["headline"]:
+        typer.echo(f"  {line['status']:<12} {line['label']}: {line['summary']}")
+
+
+def _monitor_records(table: str | None, db: Path | None, endpoint_url: str | None) -> list[dict[str, Any]]:
+    if table:
+        import boto3
+
+        from training.retrain import scan_decisions
+
+        return scan_decisions(boto3.session.Session().client("dynamodb", endpoint_url=endpoint_url), table)
+    if db is None or not db.is_file():
+        raise typer.BadParameter("give --table (DECISIONS_TABLE) or --db (DECISIONS_DB), an existing file")
+    from credit_api.decision_log import SqliteDecisionLog
+
+    log = SqliteDecisionLog(db)
+    try:
+        return log.records()
+    finally:
+        log.close()
+
+
 @app.command(epilog="Example: credit bench --cold-runs 3 --singles 300 --batches 5 --out /tmp/BENCH.md")
 def bench(
     cold_runs: Annotated[int, typer.Option(min=1, help="Fresh processes per build for the cold start.")] = 12,

@@ -25,7 +25,19 @@ from training import cli
 from training.cli import app
 from training.data import CREDIT_CSV, sha256_file
 
-COMMANDS = ("data", "eda", "train", "serve", "local-stack", "seed", "score", "retrain", "bench", "load")
+COMMANDS = (
+    "data",
+    "eda",
+    "train",
+    "serve",
+    "local-stack",
+    "seed",
+    "score",
+    "retrain",
+    "monitor",
+    "bench",
+    "load",
+)
 runner = CliRunner()
 
 

@@ -1,0 +1,494 @@
+"""The measures of the monitoring report, each from decision records alone (numbers and a status).
+
+Records have the shape documented in :mod:`credit_api.decision_log`. Every function here is
+pure: records (and the champion's reference distributions) in, a JSON-ready dict out, with
+``status`` set by :mod:`training.monitoring_config`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+from credit_api import shadow
+from credit_api.manifest import Distribution
+from credit_api.policy import GRADES, ScoreScale
+from scipy.stats import binomtest, rankdata
+
+from training import fairness, monitor
+from training.monitoring_config import (
+    INSUFFICIENT,
+    THRESHOLDS,
+    Thresholds,
+    high_is_bad,
+    low_is_bad,
+    p_value_status,
+    psi_status,
+    worst,
+)
+
+Record = Mapping[str, Any]
+DECISIONS = shadow.DECISIONS
+DAY = timedelta(days=1)
+
+
+# ---------------------------------------------------------------- record fields
+
+
+def created(record: Record) -> datetime | None:
+    """The decision's time (aware, UTC); None when the record has no readable one."""
+    try:
+        parsed = datetime.fromisoformat(str(record.get("created_at")).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def iso_week(moment: datetime) -> str:
+    year, week, _ = moment.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def month(moment: datetime) -> str:
+    return f"{moment.year}-{moment.month:02d}"
+
+
+def defaulted(record: Record) -> bool | None:
+    """The loan's observed default, None while no outcome is recorded."""
+    outcome = record.get("outcome")
+    if isinstance(outcome, Mapping) and isinstance(outcome.get("defaulted"), bool):
+        return outcome["defaulted"]
+    return None
+
+
+def probability(record: Record) -> float | None:
+    value = record.get("probability_of_default")
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def age_band(record: Record) -> str | None:
+    age = (record.get("inputs") or {}).get("age")
+    if not isinstance(age, int | float) or age < fairness.AGE_BANDS[0][1]:
+        return None
+    return str(fairness.age_bands([age])[0])
+
+
+def _share(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+# ---------------------------------------------------------------- volumes and versions
+
+
+def volumes(records: Sequence[Record], as_of: datetime, t: Thresholds = THRESHOLDS) -> dict[str, Any]:
+    """Decisions per ISO week and their approve/review/decline mix.
+
+    Status: the approval share of the latest complete week (the week ``as_of`` falls in is
+    still running unless it starts at ``as_of``) against that of the earlier weeks shown.
+    """
+    weeks: dict[str, Counter[str]] = defaultdict(Counter)
+    for record in records:
+        moment = created(record)
+        if moment is not None and record.get("decision") in DECISIONS:
+            weeks[iso_week(moment)][record["decision"]] += 1
+    rows = []
+    for week in sorted(weeks)[-t.weeks_shown :]:
+        counts = weeks[week]
+        n = sum(counts.values())
+        rows.append(
+            {
+                "week": week,
+                "n": n,
+                **{d: counts[d] for d in DECISIONS},
+                "approve_share": counts["approve"] / n,
+            }
+        )
+    running = iso_week(as_of - timedelta(microseconds=1))
+    complete = [r for r in rows if r["week"] != running]
+    status, change, latest = INSUFFICIENT, None, None
+    if len(complete) >= 2 and complete[-1]["n"] >= t.min_week_decisions:
+        latest = complete[-1]["week"]
+        earlier = sum(r["approve"] for r in complete[:-1]) / sum(r["n"] for r in complete[:-1])
+        change = complete[-1]["approve_share"] - earlier
+        status = high_is_bad(abs(change), t.mix_amber, t.mix_red)
+    return {
+        "weeks": rows,
+        "running_week": running if complete != rows else None,
+        "latest_complete_week": latest,
+        "latest_approve_share_change": change,
+        "status": status,
+    }
+
+
+def versions(records: Sequence[Record], champion_version: str | None) -> dict[str, Any]:
+    """Decisions per ISO week by model version and by policy version.
+
+    Status: green when every decision of the latest week came from the champion, amber when
+    some came from another model (a switch during the week, or a function serving a stale one).
+    """
+    models: dict[str, Counter[str]] = defaultdict(Counter)
+    policies: dict[str, Counter[str]] = defaultdict(Counter)
+    for record in records:
+        moment = created(record)
+        if moment is None:
+            continue
+        week = iso_week(moment)
+        models[week][str(record.get("model_version"))] += 1
+        policies[week][str(record.get("policy_version") or "unversioned")] += 1
+    rows = [
+        {"week": w, "model_versions": dict(models[w]), "policy_versions": dict(policies[w])}
+        for w in sorted(models)
+    ]
+    if not rows:
+        return {"weeks": [], "champion_version": champion_version, "status": INSUFFICIENT}
+    latest = rows[-1]["model_versions"]
+    only_champion = champion_version is not None and set(latest) == {champion_version}
+    return {
+        "weeks": rows,
+        "champion_version": champion_version,
+        "status": "green" if only_champion else "amber",
+    }
+
+
+# ---------------------------------------------------------------- drift (characteristic analysis)
+
+
+def bin_labels(distribution: Distribution, bins: int) -> list[str]:
+    """Readable names of the bins :func:`training.monitor.binned_shares` counts into."""
+    if distribution.kind == "categorical":
+        labels = [str(code) for code in distribution.bins]
+        return labels + [monitor.UNSEEN] * (bins - len(labels))
+    edges = [float(e) for e in distribution.bins]
+    inner = [f"[{_number(lo)}, {_number(hi)})" for lo, hi in pairwise(edges[1:-1])]
+    if len(edges) == 2:
+        return ["all"]
+    return [f"< {_number(edges[1])}", *inner, f">= {_number(edges[-2])}"]
+
+
+def _number(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def characteristic(
+    distribution: Distribution, values: Sequence[Any], t: Thresholds = THRESHOLDS
+) -> dict[str, Any]:
+    """PSI of ``values`` against ``distribution`` with its per-bin table: which bins moved.
+
+    A bin's contribution is ``(actual - expected) * ln(actual / expected)`` with both shares
+    floored as :func:`training.monitor.psi` floors them, so the contributions sum to the PSI.
+    """
+    if len(values) < t.min_drift_sample:
+        return {"n": len(values), "psi": None, "bins": [], "status": INSUFFICIENT}
+    expected, actual = monitor.binned_shares(distribution, values)
+    floor = monitor.SHARE_FLOOR
+    rows = [
+        {
+            "bin": label,
+            "expected": e,
+            "actual": a,
+            "contribution": (max(a, floor) - max(e, floor)) * math.log(max(a, floor) / max(e, floor)),
+        }
+        for label, e, a in zip(bin_labels(distribution, len(expected)), expected, actual, strict=True)
+    ]
+    value = monitor.psi(expected, actual)
+    return {"n": len(values), "psi": value, "bins": rows, "status": psi_status(value, t)}
+
+
+def grade_reference(score: Distribution, scale: ScoreScale) -> list[float]:
+    """Expected share per risk grade, from the score's reference bins.
+
+    The manifest carries no grade distribution; the grades are score bands, so each score
+    bin's share is split over the grades its range overlaps, as if uniform within the bin.
+    An approximation, labelled as one in the report.
+    """
+    cuts = [scale.base_score - k * scale.points_to_double_odds for k in range(len(GRADES) - 1)]
+    edges = [float(e) for e in score.bins]
+    shares = np.zeros(len(GRADES))
+    for lo, hi, share in zip(edges[:-1], edges[1:], score.shares, strict=True):
+        bounds = [math.inf, *cuts, -math.inf]  # grade g covers [bounds[g+1], bounds[g])
+        for g in range(len(GRADES)):
+            overlap = max(0.0, min(hi, bounds[g]) - max(lo, bounds[g + 1]))
+            shares[g] += share * overlap / (hi - lo) if hi > lo else 0.0
+    return list(shares / shares.sum())
+
+
+def grades(
+    records: Sequence[Record], score: Distribution | None, scale: ScoreScale, t: Thresholds = THRESHOLDS
+) -> dict[str, Any]:
+    """The risk-grade mix against the grade shares implied by the champion's score reference."""
+    counts = Counter(r.get("risk_grade") for r in records if r.get("risk_grade") in GRADES)
+    n = sum(counts.values())
+    actual = [counts[g] / n if n else 0.0 for g in GRADES]
+    expected = grade_reference(score, scale) if score is not None else None
+    value = monitor.psi(expected, actual) if expected is not None and n >= t.min_drift_sample else None
+    rows = [
+        {"bin": g, "expected": None if expected is None else expected[i], "actual": actual[i], "n": counts[g]}
+        for i, g in enumerate(GRADES)
+    ]
+    return {
+        "n": n,
+        "psi": value,
+        "bins": rows,
+        "reference": "approximate, from the score reference",
+        "status": psi_status(value, t),
+    }
+
+
+def drift(
+    records: Sequence[Record],
+    reference: Mapping[str, Distribution],
+    champion_version: str | None,
+    scale: ScoreScale,
+    t: Thresholds = THRESHOLDS,
+) -> dict[str, Any]:
+    """Characteristic analysis of the score and of every input (recent decisions against training).
+
+    Inputs drift whichever model scored them; the score belongs to one model, so only the
+    champion's decisions count for it (as :func:`training.monitor.drift` does).
+    """
+    scored = [r for r in records if r.get("model_version") == champion_version]
+    found: dict[str, Any] = {}
+    for name, distribution in sorted(reference.items()):
+        if name in monitor.RECORD_FIELDS:
+            found[name] = characteristic(distribution, monitor._values(name, scored), t)
+        elif name in monitor.FEATURE_NAMES:
+            found[name] = characteristic(distribution, monitor._values(name, records), t)
+    scores = {k: v for k, v in found.items() if k in monitor.RECORD_FIELDS}
+    inputs = {k: v for k, v in found.items() if k not in monitor.RECORD_FIELDS}
+    grade = grades(scored, reference.get("score"), scale, t)
+    return {
+        "n": len(records),
+        "scored_by_champion": len(scored),
+        "scores": scores,
+        "grades": grade,
+        "inputs": inputs,
+        "status": worst([v["status"] for v in found.values()] + [grade["status"]]),
+    }
+
+
+# ---------------------------------------------------------------- outcome maturity
+
+
+AGE_BUCKETS: tuple[tuple[str, int], ...] = (
+    ("under 3 months", 91),
+    ("3-6 months", 182),
+    ("6-12 months", 365),
+    ("12-24 months", 730),
+    ("24 months or more", 10**9),
+)
+
+
+def is_mature(record: Record, as_of: datetime, t: Thresholds = THRESHOLDS) -> bool:
+    moment = created(record)
+    return moment is not None and (as_of - moment).days >= t.performance_window_days
+
+
+def maturity(records: Sequence[Record], as_of: datetime, t: Thresholds = THRESHOLDS) -> dict[str, Any]:
+    """How many decisions have an outcome and how old they are.
+
+    Status: green once ``min_outcomes`` mature outcomes exist (performance figures are then
+    final), otherwise ``insufficient``: every outcome-based figure is provisional.
+    """
+    ages = [(as_of - m).days for r in records if (m := created(r)) is not None]
+    with_outcome = [r for r in records if defaulted(r) is not None]
+    mature = [r for r in with_outcome if is_mature(r, as_of, t)]
+    buckets = []
+    lower = 0
+    for label, upper in AGE_BUCKETS:
+        inside = [r for r in records if (m := created(r)) is not None and lower <= (as_of - m).days < upper]
+        buckets.append(
+            {
+                "age": label,
+                "decisions": len(inside),
+                "outcomes": sum(defaulted(r) is not None for r in inside),
+            }
+        )
+        lower = upper
+    return {
+        "decisions": len(records),
+        "with_outcome": len(with_outcome),
+        "outcome_share": _share(len(with_outcome), len(records)),
+        "mature_outcomes": len(mature),
+        "mature_defaults": sum(bool(defaulted(r)) for r in mature),
+        "performance_window_days": t.performance_window_days,
+        "decision_age_days": {
+            "min": min(ages) if ages else None,
+            "median": float(np.median(ages)) if ages else None,
+            "max": max(ages) if ages else None,
+        },
+        "by_age": buckets,
+        "status": "green" if len(mature) >= t.min_outcomes else INSUFFICIENT,
+    }
+
+
+def labelled(
+    records: Sequence[Record], as_of: datetime, t: Thresholds = THRESHOLDS
+) -> tuple[list[Record], str]:
+    """The outcomes the performance figures use, and their maturity: ``mature`` (final) or ``immature``.
+
+    Mature outcomes when there are enough of them; otherwise every outcome, labelled immature:
+    the figures are then provisional (young loans have had less time to default).
+    """
+    scored = [r for r in records if defaulted(r) is not None and probability(r) is not None]
+    mature = [r for r in scored if is_mature(r, as_of, t)]
+    if _enough(mature, t):
+        return mature, "mature"
+    return scored, "immature"
+
+
+def _enough(records: Sequence[Record], t: Thresholds) -> bool:
+    defaults = sum(bool(defaulted(r)) for r in records)
+    return (
+        len(records) >= t.min_outcomes and min(defaults, len(records) - defaults) >= t.min_outcomes_per_class
+    )
+
+
+# ---------------------------------------------------------------- performance
+
+
+def bootstrap_auc(labels: np.ndarray, scores: np.ndarray, t: Thresholds = THRESHOLDS) -> list[float | None]:
+    """Percentile bootstrap interval of the ROC AUC over loans (resamples lacking a class are dropped)."""
+    rng = np.random.default_rng(t.seed)
+    n = len(labels)
+    found: list[float] = []
+    chunk = max(1, min(t.bootstrap_resamples, 2_000_000 // max(n, 1)))
+    for start in range(0, t.bootstrap_resamples, chunk):
+        rows = min(chunk, t.bootstrap_resamples - start)
+        index = rng.integers(0, n, size=(rows, n))
+        y, s = labels[index], scores[index]
+        positives = y.sum(axis=1)
+        negatives = n - positives
+        ranks = rankdata(s, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            aucs = ((ranks * y).sum(axis=1) - positives * (positives + 1) / 2) / (positives * negatives)
+        found.extend(aucs[(positives > 0) & (negatives > 0)].tolist())
+    if not found:
+        return [None, None]
+    lo, hi = fairness.percentile_interval(np.asarray(found)[:, None], t.confidence)
+    return [float(lo[0]), float(hi[0])]
+
+
+def performance(records: Sequence[Record], as_of: datetime, t: Thresholds = THRESHOLDS) -> dict[str, Any]:
+    """ROC AUC and Gini (2 AUC - 1) of the probability of default on loans with an outcome."""
+    rows, basis = labelled(records, as_of, t)
+    labels = np.array([int(bool(defaulted(r))) for r in rows])
+    scores = np.array([probability(r) for r in rows], dtype=float)
+    out: dict[str, Any] = {"n": len(rows), "defaults": int(labels.sum()), "maturity": basis}
+    if not _enough(rows, t):
+        return {
+            **out,
+            "auc": None,
+            "auc_interval": [None, None],
+            "gini": None,
+            "gini_interval": [None, None],
+            "status": INSUFFICIENT,
+        }
+    auc = shadow.roc_auc(labels.tolist(), scores.tolist())
+    interval = bootstrap_auc(labels, scores, t)
+    return {
+        **out,
+        "auc": auc,
+        "auc_interval": interval,
+        "gini": 2 * auc - 1,
+        "gini_interval": [None if v is None else 2 * v - 1 for v in interval],
+        "status": low_is_bad(auc, t.auc_amber, t.auc_red),
+    }
+
+
+def binomial(defaults: int, n: int, predicted: float) -> float:
+    """Two-sided exact binomial p-value of ``defaults`` in ``n`` at default probability ``predicted``."""
+    return float(binomtest(defaults, n, min(max(predicted, 0.0), 1.0), alternative="two-sided").pvalue)
+
+
+def calibration(
+    records: Sequence[Record],
+    as_of: datetime,
+    group_of: Callable[[Record], str | None],
+    groups: Sequence[str],
+    t: Thresholds = THRESHOLDS,
+) -> dict[str, Any]:
+    """Observed against predicted default rate per group, each with an exact binomial test.
+
+    Predicted is the mean probability of default the decisions carried; the test asks whether
+    the observed defaults are plausible under it.
+    """
+    rows, basis = labelled(records, as_of, t)
+    table = []
+    for group in groups:
+        members = [r for r in rows if group_of(r) == group]
+        n = len(members)
+        k = sum(bool(defaulted(r)) for r in members)
+        predicted = float(np.mean([probability(r) for r in members])) if members else None
+        p_value = binomial(k, n, predicted) if n >= t.min_group_outcomes and predicted is not None else None
+        table.append(
+            {
+                "group": group,
+                "n": n,
+                "defaults": k,
+                "observed_rate": _share(k, n),
+                "predicted_rate": predicted,
+                "p_value": p_value,
+                "status": p_value_status(p_value, t),
+            }
+        )
+    return {"maturity": basis, "groups": table, "status": worst([row["status"] for row in table])}
+
+
+# ---------------------------------------------------------------- fairness
+
+
+def approval_by_band(records: Sequence[Record], t: Thresholds = THRESHOLDS) -> dict[str, Any]:
+    """Approval rate per age band and the lowest/highest ratio (bands with too few decisions left out)."""
+    bands = [label for label, _ in fairness.AGE_BANDS]
+    counts = Counter(age_band(r) for r in records)
+    approved = Counter(age_band(r) for r in records if r.get("decision") == "approve")
+    rates = {b: _share(approved[b], counts[b]) for b in bands}
+    counted = [rates[b] for b in bands if counts[b] >= t.min_band_decisions and rates[b] is not None]
+    ratio = fairness.min_max_ratio(counted) if len(counted) >= 2 else float("nan")
+    ratio_value = None if math.isnan(ratio) else ratio
+    return {
+        "bands": [
+            {"band": b, "n": counts[b], "approved": approved[b], "approval_rate": rates[b]} for b in bands
+        ],
+        "ratio": ratio_value,
+        "status": low_is_bad(ratio_value, t.ratio_green, t.ratio_amber),
+    }
+
+
+def fairness_over_time(records: Sequence[Record], t: Thresholds = THRESHOLDS) -> dict[str, Any]:
+    """Approval rate per age band per month, and over all months shown (the headline)."""
+    by_month: dict[str, list[Record]] = defaultdict(list)
+    for record in records:
+        moment = created(record)
+        if moment is not None:
+            by_month[month(moment)].append(record)
+    shown = sorted(by_month)[-t.months_shown :]
+    months = [{"month": m, **approval_by_band(by_month[m], t)} for m in shown]
+    overall = approval_by_band([r for m in shown for r in by_month[m]], t)
+    return {"floor": t.ratio_green, "overall": overall, "months": months, "status": overall["status"]}
+
+
+# ---------------------------------------------------------------- shadow challenger
+
+
+def shadow_summary(comparison: Mapping[str, Any] | None, t: Thresholds = THRESHOLDS) -> dict[str, Any] | None:
+    """:func:`credit_api.shadow.compare`'s result with agreement, swap share and a status (no swap rows)."""
+    if comparison is None:
+        return None
+    if "error" in comparison:
+        return {"error": comparison["error"], "status": INSUFFICIENT}
+    n = comparison["n"]
+    swaps = sum(comparison["swaps"].values())
+    swap_share = _share(swaps, n)
+    enough = n >= t.min_shadow_decisions
+    return {
+        **{k: v for k, v in comparison.items() if k != "swap_rows"},
+        "agreement": _share(comparison["agree"], n),
+        "swap_share": swap_share,
+        "status": high_is_bad(swap_share, t.swap_amber, t.swap_red) if enough else INSUFFICIENT,
+    }
