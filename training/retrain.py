@@ -20,6 +20,14 @@ One run:
    **Rule: promote when challenger AUC >= champion AUC + MIN_AUC_GAIN.** With no champion,
    or a champion without a cross-validated AUC (the provisional bootstrap model) and too few
    fresh outcomes, the challenger is promoted.
+
+   **Fairness gate** (issue #11), after the AUC rule: a challenger is kept, whatever its AUC,
+   when its age-band approval ratio (lowest over highest approval rate across
+   ``training.fairness.AGE_BANDS``) is below ``AGE_RATIO_FLOOR``, or more than
+   ``AGE_RATIO_MARGIN`` below the champion's. Both through the policy in force (the published
+   one, else each model's manifest policy, as the function serves them), on the run's rows: the
+   challenger by its out-of-fold probabilities, the champion by its ONNX model. The verdict's
+   reason says which condition failed; ``age_gate`` in the report holds both ratios and rates.
 5. Always write the run's report under ``reports/retrain/<run id>/``. When promoting, the
    challenger is stored as an immutable verified version (:mod:`credit_api.registry`), the
    report is written, and only then is the pointer switched: the pointer's change record
@@ -46,11 +54,12 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import secrets
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -59,14 +68,16 @@ import numpy as np
 import pandas as pd
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
-from credit_api import registry, shadow
+from credit_api import policy_store, registry, shadow
 from credit_api.aws import error_code
 from credit_api.decision_log import from_attribute
+from credit_api.manifest import Manifest
 from credit_api.model_store import POINTER_KEY, LoadedModel
+from credit_api.policy import Policy
 from credit_api.schema import FEATURE_NAMES, TARGET, Applicant
 from sklearn.metrics import roc_auc_score
 
-from training import monitor
+from training import fairness, monitor
 from training.config import SEED
 from training.data import load as load_csv
 
@@ -78,6 +89,17 @@ decisions customers get, so a tie or a rounding-level gain keeps the champion.""
 FRESH_MIN_ROWS = 100
 FRESH_MIN_PER_CLASS = 10
 """Fewer fresh outcomes than this make an AUC too noisy to judge on: cross-validation decides."""
+AGE_RATIO_FLOOR = fairness.FOUR_FIFTHS
+"""No challenger whose age-band approval ratio is below this is promoted: the four-fifths rule of
+thumb (0.80) that ``reports/fairness.md`` measures the served model against."""
+AGE_RATIO_MARGIN = 0.02
+"""Nor one whose ratio is more than this below the champion's: an AUC gain does not buy a wider
+age gap. Not zero, because the ratio moves by a few hundredths between models of equal merit
+(0.75-0.83 across repeats of one pipeline, issue #11); an exact-or-better rule would keep
+challengers for noise."""
+MIN_BAND_ROWS = 20
+"""Age bands with fewer rows than this are left out of the ratio: a handful of applicants would
+swing it (the smallest band of ``data/credit.csv``, 62+, has 38)."""
 CV_AUC = "roc_auc"
 """The key of the nested-CV ROC AUC in ``TrainResult.cv_metrics`` and ``Manifest.metrics``."""
 DRIFT_WINDOW_DAYS = 30
@@ -138,6 +160,34 @@ class Comparison:
 
 
 @dataclass(frozen=True)
+class AgeGate:
+    """The fairness condition on a promotion: the challenger's age-band approval ratio against the
+    floor and the champion's (None: not measured), with the approval rates per band behind them."""
+
+    challenger_ratio: float | None
+    champion_ratio: float | None
+    challenger_rates: dict[str, float]
+    champion_rates: dict[str, float]
+    floor: float
+    margin: float
+    passed: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class PolicyInForce:
+    """The published decision policy (None: none published, each model's manifest policy applies)."""
+
+    published: Policy | None = None
+    error: str | None = None
+    """Why the published policy could not be read; the gate then keeps the champion."""
+
+    def of(self, manifest: Manifest) -> Policy:
+        """The policy ``manifest``'s model would decide under if it served."""
+        return self.published if self.published is not None else manifest.policy
+
+
+@dataclass(frozen=True)
 class Outcomes:
     """Training rows from decisions with an outcome, when each outcome was recorded, and rejects."""
 
@@ -164,6 +214,8 @@ class RetrainResult:
     shadow: dict[str, Any] | None = None
     """The live comparison of the champion and the shadow challenger, when one runs
     (:func:`credit_api.shadow.compare`): the swap set and both AUCs on the same loans."""
+    age_gate: dict[str, Any] | None = None
+    """The fairness gate (:class:`AgeGate`) as judged against the last champion compared."""
 
     def summary(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self), default=str))
@@ -288,6 +340,101 @@ def compare(
     return Comparison(basis, challenger, champion, min_gain, promote, reason)
 
 
+def approval_by_age_band(probabilities: np.ndarray, frame: pd.DataFrame, policy: Policy) -> dict[str, float]:
+    """The approval rate per age band (bands of at least ``MIN_BAND_ROWS`` rows), through ``policy``."""
+    approved = fairness.approved_by_policy(np.asarray(probabilities), frame, policy) == "approve"
+    bands = fairness.age_bands(frame["age"].to_numpy())
+    rates = {}
+    for label, _ in fairness.AGE_BANDS:
+        in_band = bands == label
+        if in_band.sum() >= MIN_BAND_ROWS:
+            rates[label] = float(approved[in_band].mean())
+    return rates
+
+
+def age_ratio(rates: Mapping[str, float]) -> float | None:
+    """Lowest over highest approval rate; None with fewer than two bands or no approval at all."""
+    if len(rates) < 2:
+        return None
+    ratio = fairness.min_max_ratio(list(rates.values()))
+    return None if math.isnan(ratio) else ratio
+
+
+def judge_age_ratio(
+    challenger: float | None,
+    champion: float | None,
+    *,
+    floor: float = AGE_RATIO_FLOOR,
+    margin: float = AGE_RATIO_MARGIN,
+) -> tuple[bool, str]:
+    """Whether the challenger's ratio may be promoted, and why (module docstring: fairness gate)."""
+    if challenger is None:
+        return False, (
+            "the challenger's age-band approval ratio cannot be measured "
+            f"(no approvals, or fewer than two age bands of {MIN_BAND_ROWS} rows)"
+        )
+    if challenger < floor:
+        return (
+            False,
+            f"the challenger's age-band approval ratio {challenger:.3f} is below the floor {floor:.2f}",
+        )
+    if champion is not None and round(champion - challenger, 9) > margin:
+        return False, (
+            f"the challenger's age-band approval ratio {challenger:.3f} is more than {margin} "
+            f"below the champion's {champion:.3f}"
+        )
+    against = f", champion's {champion:.3f}" if champion is not None else ""
+    return True, f"age-band approval ratio {challenger:.3f}{against}: floor {floor:.2f}, margin {margin}"
+
+
+def policy_in_force(s3: Any, bucket: str) -> PolicyInForce:
+    """The published policy, if any. The role cannot list the bucket, so a 403 is a missing pointer."""
+    try:
+        pointer = policy_store.read_pointer(s3, bucket, denied_is_absent=True)
+        if pointer is None:
+            return PolicyInForce()
+        return PolicyInForce(policy_store.load_document(s3, bucket, pointer).policy)
+    except policy_store.PolicyLoadError as exc:
+        logger.warning("published policy unreadable", extra={"error": str(exc)})
+        return PolicyInForce(error=str(exc))
+
+
+def age_gate(
+    frame: pd.DataFrame,
+    challenger_oof: np.ndarray,
+    challenger_manifest: Manifest,
+    champion: LoadedModel | None,
+    policy: PolicyInForce,
+) -> AgeGate:
+    """The fairness gate on the run's rows: the challenger out of fold, the champion by its ONNX model."""
+    challenger_rates = approval_by_age_band(challenger_oof, frame, policy.of(challenger_manifest))
+    champion_rates: dict[str, float] = {}
+    if champion is not None:
+        probabilities = champion.scorer.predict(frame[list(FEATURE_NAMES)].to_dict("records"))
+        champion_rates = approval_by_age_band(probabilities, frame, policy.of(champion.manifest))
+    challenger_ratio, champion_ratio = age_ratio(challenger_rates), age_ratio(champion_rates)
+    passed, reason = judge_age_ratio(challenger_ratio, champion_ratio)
+    if policy.error is not None:
+        passed, reason = False, f"the published policy cannot be read ({policy.error})"
+    return AgeGate(
+        challenger_ratio=challenger_ratio,
+        champion_ratio=champion_ratio,
+        challenger_rates=challenger_rates,
+        champion_rates=champion_rates,
+        floor=AGE_RATIO_FLOOR,
+        margin=AGE_RATIO_MARGIN,
+        passed=passed,
+        reason=reason,
+    )
+
+
+def gated(comparison: Comparison, gate: AgeGate) -> Comparison:
+    """The comparison with the fairness gate applied: a promotion it refuses becomes a keep."""
+    if not comparison.promote or gate.passed:
+        return comparison
+    return replace(comparison, promote=False, reason=f"{comparison.reason}; kept: {gate.reason}")
+
+
 def _fresh(
     frame: pd.DataFrame, base_rows: int, outcomes: Outcomes, champion: LoadedModel | None, oof: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -330,17 +477,21 @@ class _Run:
     outcomes: Outcomes
     challenger: Challenger
     report_key: str
+    challenger_manifest: Manifest
+    policy: PolicyInForce
 
 
-def _judge(run: _Run, champion: LoadedModel | None) -> Comparison:
-    return compare(
+def _judge(run: _Run, champion: LoadedModel | None) -> tuple[Comparison, AgeGate]:
+    """The promotion rule, then the fairness gate on it."""
+    oof = np.asarray(run.challenger.oof_probabilities)
+    comparison = compare(
         challenger_cv_auc=float(run.challenger.cv_metrics[CV_AUC]),
         champion_cv_auc=champion.manifest.metrics.get(CV_AUC) if champion else None,
         has_champion=champion is not None,
-        fresh=_fresh(
-            run.frame, run.base_rows, run.outcomes, champion, np.asarray(run.challenger.oof_probabilities)
-        ),
+        fresh=_fresh(run.frame, run.base_rows, run.outcomes, champion, oof),
     )
+    gate = age_gate(run.frame, oof, run.challenger_manifest, champion, run.policy)
+    return gated(comparison, gate), gate
 
 
 def _promote(run: _Run, result: RetrainResult, started_from: registry.Champion) -> None:
@@ -368,7 +519,8 @@ def _promote(run: _Run, result: RetrainResult, started_from: registry.Champion) 
             current, champion = current_champion(run.s3, run.bucket)
             result.champion_changed_to.append(current.version)
             result.champion_version = current.version
-            result.comparison = _judge(run, champion)
+            result.comparison, gate = _judge(run, champion)
+            result.age_gate = asdict(gate)
             logger.warning(
                 "the champion changed during the run",
                 extra={"champion": current.version, "promote": result.comparison.promote, "attempt": attempt},
@@ -417,9 +569,19 @@ def retrain(
             extra={"rows": len(frame), "outcomes": len(outcomes.rows), "rejected": outcomes.rejected},
         )
         challenger = trainer(frame, out_dir=work / "challenger", seed=seed, quick=settings.quick)
-        run = _Run(s3, settings.bucket, frame, len(base), outcomes, challenger, f"{prefix}/retrain.json")
-        comparison = _judge(run, champion)
-        challenger_version = json.loads(Path(challenger.manifest_path).read_text())["model_version"]
+        challenger_manifest = Manifest.model_validate_json(Path(challenger.manifest_path).read_text())
+        run = _Run(
+            s3,
+            settings.bucket,
+            frame,
+            len(base),
+            outcomes,
+            challenger,
+            f"{prefix}/retrain.json",
+            challenger_manifest,
+            policy_in_force(s3, settings.bucket),
+        )
+        comparison, gate = _judge(run, champion)
         result = RetrainResult(
             run_id=run_id,
             verdict="promoted" if comparison.promote else "kept",
@@ -427,10 +589,11 @@ def retrain(
             training_rows=len(frame),
             outcomes_used=len(outcomes.rows),
             outcomes_rejected=outcomes.rejected,
-            challenger_version=challenger_version,
+            challenger_version=challenger_manifest.model_version,
             champion_version=champion.version if champion else None,
             drift=drift_report,
             shadow=shadow_comparison(s3, settings.bucket, records),
+            age_gate=asdict(gate),
         )
         keys = upload_training_reports(s3, settings.bucket, prefix, work / "challenger")
         result.report_keys = [*keys, run.report_key]

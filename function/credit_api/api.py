@@ -27,6 +27,7 @@ from credit_api.errors import MalformedJson, UnsupportedMediaType
 from credit_api.gateway import caller, request_id
 from credit_api.limits import BodyLimit
 from credit_api.model_store import ModelStore
+from credit_api.monitoring_page import reports_for
 from credit_api.observability import SERVICE, OutsideLambda
 from credit_api.policy import GRADES
 from credit_api.schema import EXAMPLE_APPLICANT, Applicant, describe, fields
@@ -459,6 +460,7 @@ def create_app(settings: Settings, store: ModelStore | None = None, log: Any = N
         ),
         readers=settings.risk_api_key_ids,
     )
+    app.state.monitoring = reports_for(settings)
     errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(OutsideLambda)

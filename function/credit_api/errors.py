@@ -96,6 +96,18 @@ class ModelUnavailable(ServiceError):
     status, code, metric = 503, "model_unavailable", "ModelUnavailable"
 
 
+class ReportInvalid(ServiceError):
+    """The monitoring report's pointer, or the report it names, cannot be served; the message says why."""
+
+    status, code, metric = 404, "monitoring_report_invalid", "MonitoringReportInvalid"
+
+
+class ReportUnavailable(ServiceError):
+    """The monitoring report could not be read from S3 (an outage, not a missing report)."""
+
+    status, code, metric = 503, "monitoring_report_unavailable", "MonitoringReportUnavailable"
+
+
 class InternalError(ServiceError):
     status, code, metric = 500, "internal_error", "InternalErrors"
 

@@ -25,6 +25,7 @@ ENVIRONMENT_VARIABLES = (
     "DECISIONS_DB",
     "AWS_ENDPOINT_URL",
     "MODEL_DIR",
+    "REPORTS_DIR",
 )
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -65,6 +66,9 @@ class Settings:
     decisions_db: Path = Path("var/decisions.sqlite3")
     aws_endpoint_url: str | None = None
     model_dir: Path = BUNDLED_MODEL_DIR
+    reports_dir: Path = Path("reports")
+    """Where ``GET /monitoring`` finds the reports without a bucket (``REPORTS_DIR``; relative to
+    the working directory, so ``make run`` from the repository finds ``reports/monitoring/``)."""
     max_body_bytes: int = MAX_BODY_BYTES
     max_batch: int = MAX_BATCH
     aws: Bounds = field(default_factory=Bounds)
@@ -102,4 +106,5 @@ class Settings:
             decisions_db=Path(get("DECISIONS_DB") or cls.decisions_db),
             aws_endpoint_url=get("AWS_ENDPOINT_URL"),
             model_dir=Path(get("MODEL_DIR") or BUNDLED_MODEL_DIR),
+            reports_dir=Path(get("REPORTS_DIR") or cls.reports_dir),
         )

@@ -9,6 +9,12 @@ is relative, and a small inline script pins the document base to the app root, s
 same page works at ``http://127.0.0.1:8000/`` and behind an API Gateway stage
 (``/Prod/`` or ``/Prod``). Files are read on first request, not at import, to keep the
 Lambda cold start free of them.
+
+``/monitoring`` serves the latest monitoring report (found by :mod:`credit_api.monitoring_page`)
+as its generator wrote it, under a stricter policy than the page's: no script at all, styles only
+from the report's own ``<style>`` blocks (admitted by their hashes), images only as ``data:``
+URIs. With no report yet it answers 404 with a page saying how to make one: the route works, the
+report does not exist, and a monitor polling it sees that from the status alone.
 """
 
 from __future__ import annotations
@@ -19,11 +25,14 @@ import re
 from functools import cache
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, HTTPException, Request, Response
+
+from credit_api.monitoring_page import NoReport, Report
 
 STATIC_DIR = Path(__file__).parent / "static"
 PAGE_FILE = "index.html"
 DOCS_FILE = "docs.html"
+NO_REPORT_FILE = "no-report.html"
 SWAGGER_UI = "swagger-ui"
 """The vendored Swagger UI 5.31.0 (``static/swagger-ui/README.md``)."""
 _JS = "text/javascript; charset=utf-8"
@@ -39,6 +48,8 @@ ASSETS: dict[str, tuple[str, str]] = {
 ever reaches the disk unchecked."""
 
 _INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
+_STYLE_BLOCK = re.compile(r"<style\b[^>]*>(.*?)</style[\s/>]", re.DOTALL | re.IGNORECASE)
+_HTML = "text/html; charset=utf-8"
 _ASSET_CACHE = "public, max-age=300"
 
 router = APIRouter(include_in_schema=False)
@@ -52,12 +63,30 @@ def _read(name: str) -> bytes:
 @cache
 def _page_headers() -> dict[str, str]:
     """Security headers for the page; the CSP admits the inline base script by its hash only."""
-    page = _read(PAGE_FILE).decode()
-    hashes = " ".join(
-        f"'sha256-{base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()}'"
-        for body in _INLINE_SCRIPT.findall(page)
-    )
+    hashes = _hashes(_INLINE_SCRIPT.findall(_read(PAGE_FILE).decode()))
     return _security_headers(f"script-src 'self' {hashes}; style-src 'self'")
+
+
+def _hashes(blocks: list[str]) -> str:
+    """CSP sources for inline blocks: each one's sha256, as the browser computes it."""
+    return " ".join(
+        f"'sha256-{base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()}'" for body in blocks
+    )
+
+
+def report_headers(html: bytes) -> dict[str, str]:
+    """Security headers for a monitoring report: nothing runs or loads; only its own styles apply."""
+    styles = _hashes(_STYLE_BLOCK.findall(html.decode("utf-8", "replace"))) or "'none'"
+    policy = (
+        f"default-src 'none'; style-src {styles}; img-src data:; base-uri 'none'; "
+        "form-action 'none'; frame-ancestors 'none'"
+    )
+    return {
+        "Content-Security-Policy": policy,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-cache",
+    }
 
 
 def _security_headers(sources: str) -> dict[str, str]:
@@ -98,3 +127,14 @@ def asset(name: str) -> Response:
     path, media_type = ASSETS[name]
     headers = {"Cache-Control": _ASSET_CACHE, "X-Content-Type-Options": "nosniff"}
     return Response(_read(path), media_type=media_type, headers=headers)
+
+
+@router.get("/monitoring")
+def monitoring(request: Request) -> Response:
+    """The latest monitoring report; 404 with instructions when there is none yet."""
+    found: Report | NoReport = request.app.state.monitoring.latest()
+    if isinstance(found, NoReport):
+        page = _read(NO_REPORT_FILE)
+        return Response(page, status_code=404, media_type=_HTML, headers=report_headers(page))
+    headers = {**report_headers(found.html), "X-Report-Date": found.date, "X-Report-Status": found.status}
+    return Response(found.html, media_type=_HTML, headers=headers)

@@ -7,6 +7,7 @@ checked apart: on ``DataKey`` only, and only through a service the function uses
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -144,3 +145,31 @@ def test_the_policy_check_refuses_a_call_outside_the_granted_prefix(template: di
     assert not allowed(policy, "s3:GetObject", "arn:aws:s3:::b/data/credit.csv")
     assert not allowed(policy, "s3:PutObject", "arn:aws:s3:::b/models/champion.json")
     assert not allowed(policy, "dynamodb:Scan", "arn:aws:dynamodb:us-east-1:123456789012:table/t")
+
+
+def test_the_monitoring_page_reads_only_what_its_grant_allows(storage: dict[str, Any]) -> None:
+    """``GET /monitoring`` against the template's bucket: the pointer and the report, both granted."""
+    from credit_api.api import create_app
+    from credit_api.main import make_handler
+    from credit_api.settings import Settings
+
+    resolver, s3, bucket = storage["resolver"], storage["s3"], storage["names"].bucket
+    day = "reports/monitoring/2026-12-01"
+    s3.put_object(Bucket=bucket, Key=f"{day}/report.html", Body=b"<!doctype html><p>report</p>")
+    latest = {
+        "date": "2026-12-01",
+        "html": f"{day}/report.html",
+        "json": f"{day}/report.json",
+        "status": "green",
+    }
+    s3.put_object(Bucket=bucket, Key="reports/monitoring/latest.json", Body=json.dumps(latest).encode())
+    handler = make_handler(create_app(Settings.from_env(function_environment(resolver, "PredictFunction"))))
+    event = load_event("page", path="/monitoring")
+    with recorded_calls() as calls:
+        response = handler(event, LambdaContext())
+    assert response["statusCode"] == 200, response["body"][:300]
+    policy = statements(resolver, "PredictFunction")
+    reads = [c for c in calls if c.service == "s3" and c.params["Key"].startswith("reports/")]
+    assert [c.params["Key"] for c in reads] == ["reports/monitoring/latest.json", f"{day}/report.html"]
+    assert all(allowed(policy, c.action(), c.resource(resolver.region, resolver.account_id)) for c in reads)
+    assert not allowed(policy, "s3:GetObject", f"arn:aws:s3:::{bucket}/reports/fairness.json")

@@ -77,16 +77,30 @@ def write_model(
     return directory / MANIFEST_FILE
 
 
+YOUNG_MISSED = 0.4
+"""The share of defaulters under 25 the "good" stand-in scores like good applicants."""
+
+
 def trainer(quality: str) -> Any:
     """A stand-in ``train``: out-of-fold probabilities that rank defaults well ("good") or at random
-    ("random"), and a CV AUC that is theirs, or a flattering one ("flattering": random, CV 0.99)."""
+    ("random"), and a CV AUC that is theirs, or a flattering one ("flattering": random, CV 0.99).
+
+    "good" ranks defaults above good applicants except for ``YOUNG_MISSED`` of the defaulters under
+    25: a model that ranks every default right approves each age band at its share of good
+    applicants, whose ratio in this data (0.59 under 25 against 0.82 at 62+) is under the fairness
+    gate's floor ("oracle", kept by the gate). "good" approves the young a little more, as the
+    served pipeline does (left out of the inputs, age cannot lower their approval rate).
+    """
     calls = []
 
     def train(frame: pd.DataFrame, *, out_dir: Path, seed: int, quick: bool) -> TrainedModel:
         calls.append(len(frame))
         labels = frame[TARGET].to_numpy(dtype=float)
         noise = np.random.default_rng(seed).uniform(size=len(frame))
-        oof = 0.6 * labels + 0.4 * noise if quality == "good" else noise
+        oof = 0.6 * labels + 0.4 * noise if quality in ("good", "oracle") else noise
+        if quality == "good":
+            missed = np.random.default_rng(seed + 1).uniform(size=len(frame)) < YOUNG_MISSED
+            oof = np.where(missed & (labels == 1) & (frame["age"].to_numpy() < 25), 0.4 * noise, oof)
         cv_auc = 0.99 if quality == "flattering" else retrain.auc(labels, oof)
         return TrainedModel(write_model(out_dir, f"challenger-{quality}"), oof, {retrain.CV_AUC: cv_auc})
 
@@ -253,6 +267,145 @@ def test_a_challenger_that_does_not_beat_the_champion_changes_nothing(deployed: 
     assert report["verdict"] == "kept" and report["drift"]["skipped"]  # no decisions: too few for PSI
 
 
+def test_the_age_ratio_gate_at_its_floor_and_margin() -> None:
+    assert retrain.AGE_RATIO_FLOOR == 0.80 and retrain.AGE_RATIO_MARGIN == 0.02
+    judge = retrain.judge_age_ratio
+    below, reason = judge(0.799, None)
+    assert not below and reason == "the challenger's age-band approval ratio 0.799 is below the floor 0.80"
+    assert judge(0.80, None)[0]  # at the floor, and no champion to compare with
+    assert judge(0.81, 0.83)[0]  # exactly the margin below the champion
+    behind, reason = judge(0.809, 0.83)
+    assert not behind and "0.809 is more than 0.02 below the champion's 0.830" in reason
+    assert not judge(0.79, 0.79)[0]  # level with the champion, still under the floor
+    unmeasured, reason = judge(None, 0.9)
+    assert not unmeasured and "cannot be measured" in reason
+
+
+def test_approval_rates_by_age_band_on_hand_worked_rows() -> None:
+    """Under 25: 12 of 20 approved; 25-39: 16 of 20; 40-61: 10 rows, too few to count."""
+    policy = Manifest.model_validate_json((BUNDLED_MODEL / MANIFEST_FILE).read_text()).policy
+    ages = [22] * 20 + [30] * 20 + [50] * 10
+    approve, decline = 0.01, 0.99
+    probabilities = [approve] * 12 + [decline] * 8 + [approve] * 16 + [decline] * 4 + [approve] * 10
+    frame = pd.DataFrame({"age": ages, "amount": 2000, "months_loan_duration": 12})
+    rates = retrain.approval_by_age_band(np.array(probabilities), frame, policy)
+    assert rates == {"under 25": 0.6, "25-39": 0.8}
+    assert retrain.age_ratio(rates) == pytest.approx(0.75)
+    assert retrain.age_ratio({"under 25": 0.6}) is None  # one band: nothing to compare
+    assert retrain.age_ratio({"under 25": 0.0, "25-39": 0.0}) is None  # nobody approved
+
+
+def champion_approvals(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The champion's (the bundled model's) probabilities on ``frame`` and its approvals, by the
+    function's own scorer and policy."""
+    from credit_api.policy import decide_many
+
+    manifest = Manifest.model_validate_json((BUNDLED_MODEL / MANIFEST_FILE).read_text())
+    scorer = Scorer.from_bytes(
+        (BUNDLED_MODEL / MODEL_FILE).read_bytes(), age_invariant=manifest.age_invariant
+    )
+    probabilities = np.asarray(scorer.predict(frame[list(FEATURE_NAMES)].to_dict("records")))
+    decisions = decide_many(probabilities, frame["amount"], frame["months_loan_duration"], manifest.policy)
+    return probabilities, np.array([d.decision == "approve" for d in decisions])
+
+
+def hand_ratio(frame: pd.DataFrame, approved: np.ndarray) -> float:
+    ages = frame["age"].to_numpy()
+    bands = [(18, 25), (25, 40), (40, 62), (62, 200)]
+    rates = [approved[(ages >= low) & (ages < high)].mean() for low, high in bands]
+    return min(rates) / max(rates)
+
+
+def young_declined(declines: int) -> Any:
+    """A stand-in ``train`` that claims CV AUC 0.99 and scores as the champion does, except that
+    ``declines`` of the applicants under 25 the champion approves get 0.99 (declined)."""
+
+    def train(frame: pd.DataFrame, *, out_dir: Path, seed: int, quick: bool) -> TrainedModel:
+        probabilities, approved = champion_approvals(frame)
+        young = np.flatnonzero(approved & (frame["age"].to_numpy() < 25))[:declines]
+        oof = probabilities.copy()
+        oof[young] = 0.99
+        version = f"challenger-young-{declines}"
+        return TrainedModel(write_model(out_dir, version, cv_auc=0.99), oof, {retrain.CV_AUC: 0.99})
+
+    return train
+
+
+def run_gate(deployed: dict[str, Any], train: Any) -> tuple[retrain.RetrainResult, dict[str, Any]]:
+    s3, bucket = deployed["s3"], deployed["names"].bucket
+    result = retrain.retrain(s3, deployed["dynamodb"], deployed["settings"], trainer=train, now=NOW)
+    key = f"reports/retrain/{result.run_id}/retrain.json"
+    return result, json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def test_a_challenger_under_the_fairness_floor_is_kept_whatever_its_auc(deployed: dict[str, Any]) -> None:
+    """Ranking every default right approves each age band at its share of good applicants:
+    here under the floor, so the gate keeps the champion although the AUC rule would promote."""
+    s3, bucket = deployed["s3"], deployed["names"].bucket
+    before = s3.get_object(Bucket=bucket, Key="models/champion.json")["Body"].read()
+    result, report = run_gate(deployed, trainer("oracle"))
+    assert result.verdict == "kept" and result.pointer is None
+    assert result.comparison.challenger_auc == 1.0 and not result.comparison.promote
+    assert "beats champion AUC" in result.comparison.reason
+    assert "kept: the challenger's age-band approval ratio" in result.comparison.reason
+    assert "is below the floor 0.80" in result.comparison.reason
+    gate = result.age_gate
+    assert gate is not None and not gate["passed"]
+    frame = load_data()
+    labels = frame[TARGET].to_numpy()
+    # It approves about every good applicant and no defaulter: near the good-share ratio (0.72).
+    assert abs(gate["challenger_ratio"] - hand_ratio(frame, labels == 0)) < 0.08
+    assert gate["challenger_ratio"] < retrain.AGE_RATIO_FLOOR < gate["champion_ratio"]
+    assert gate["champion_ratio"] == pytest.approx(hand_ratio(frame, champion_approvals(frame)[1]))
+    assert report["verdict"] == "kept" and report["comparison"]["reason"] == result.comparison.reason
+    assert report["age_gate"] == gate
+    assert s3.get_object(Bucket=bucket, Key="models/champion.json")["Body"].read() == before
+
+
+def test_a_challenger_within_the_margin_of_the_champions_ratio_is_promoted(deployed: dict[str, Any]) -> None:
+    frame = load_data()
+    _, approved = champion_approvals(frame)
+    young = np.flatnonzero(approved & (frame["age"].to_numpy() < 25))
+    fewer = approved.copy()
+    fewer[young[:1]] = False
+    result, report = run_gate(deployed, young_declined(1))
+    gate = result.age_gate
+    assert gate is not None
+    assert gate["champion_ratio"] == pytest.approx(hand_ratio(frame, approved))
+    assert gate["challenger_ratio"] == pytest.approx(hand_ratio(frame, fewer))
+    assert 0 < gate["champion_ratio"] - gate["challenger_ratio"] <= retrain.AGE_RATIO_MARGIN
+    assert gate["passed"] and result.verdict == "promoted", result.comparison.reason
+    assert report["verdict"] == "promoted" and report["age_gate"]["passed"]
+    assert result.pointer is not None and result.pointer["model_version"] == "challenger-young-1"
+
+
+def test_a_challenger_further_below_the_champion_than_the_margin_is_kept(deployed: dict[str, Any]) -> None:
+    frame = load_data()
+    _, approved = champion_approvals(frame)
+    young = np.flatnonzero(approved & (frame["age"].to_numpy() < 25))
+    fewer = approved.copy()
+    fewer[young[:4]] = False
+    result, report = run_gate(deployed, young_declined(4))
+    gate = result.age_gate
+    assert gate is not None
+    assert gate["challenger_ratio"] == pytest.approx(hand_ratio(frame, fewer))
+    assert gate["challenger_ratio"] >= retrain.AGE_RATIO_FLOOR  # above the floor: the margin keeps it
+    assert gate["champion_ratio"] - gate["challenger_ratio"] > retrain.AGE_RATIO_MARGIN
+    assert result.verdict == "kept" and result.pointer is None
+    assert f"more than 0.02 below the champion's {gate['champion_ratio']:.3f}" in result.comparison.reason
+    assert report["verdict"] == "kept" and report["comparison"]["reason"] == result.comparison.reason
+
+
+def test_an_unreadable_published_policy_keeps_the_champion(deployed: dict[str, Any]) -> None:
+    """The gate cannot judge without the policy decisions are made under: it fails closed."""
+    s3, bucket = deployed["s3"], deployed["names"].bucket
+    pointer = {"policy_version": "policy-0", "key": "policies/policy-0.json", "sha256": "0" * 64}
+    s3.put_object(Bucket=bucket, Key="models/policy.json", Body=json.dumps(pointer).encode())
+    result, _ = run_gate(deployed, young_declined(0))
+    assert result.verdict == "kept"
+    assert "kept: the published policy cannot be read" in result.comparison.reason
+
+
 EMIT_METRICS = """
 import json, sys
 from training import retrain
@@ -353,7 +506,9 @@ def test_scheduled_event_runs_the_real_search(
         retrain.CV_AUC
     )
     assert comparison["basis"] == "cross-validation" and comparison["champion_auc"] == champion_cv
-    promote = champion_cv is None or challenger >= champion_cv + retrain.MIN_AUC_GAIN
+    gate = summary["age_gate"]
+    assert 0 < gate["challenger_ratio"] <= 1 and 0 < gate["champion_ratio"] <= 1
+    promote = (champion_cv is None or challenger >= champion_cv + retrain.MIN_AUC_GAIN) and gate["passed"]
     assert summary["verdict"] == ("promoted" if promote else "kept")
     s3 = storage["s3"]
     keys = objects(s3, names.bucket, f"reports/retrain/{summary['run_id']}/")

@@ -26,8 +26,10 @@ from infra.template import load as load_template
 FUNCTION_DIR = ROOT / "function" / "credit_api"
 OPEN_ROUTES = {("GET", "/"), ("GET", "/static/{name}"), ("GET", "/docs"), ("GET", "/openapi.json")}
 OPEN_ROUTES |= {("GET", "/health"), ("GET", "/model")}  # the web page reads the model card unauthenticated
-LOCAL_ONLY = {"AWS_ENDPOINT_URL", "MODEL_DIR", "RETRAIN_QUICK", "POWERTOOLS_TRACE_DISABLED"}
-"""Read by the code for local runs only (moto endpoint, another model directory, a quick search,
+OPEN_ROUTES |= {("GET", "/monitoring")}  # linked from the page; aggregates only, no applicant's record
+LOCAL_ONLY = {"AWS_ENDPOINT_URL", "MODEL_DIR", "RETRAIN_QUICK", "POWERTOOLS_TRACE_DISABLED", "REPORTS_DIR"}
+"""Read by the code for local runs only (moto endpoint, another model directory, the reports
+directory of `GET /monitoring` without a bucket, a quick search,
 tracing off in tests)."""
 RUNTIME = {"LAMBDA_TASK_ROOT", "AWS_SAM_LOCAL", "AWS_LAMBDA_FUNCTION_NAME", "AWS_REGION", "AWS_EXECUTION_ENV"}
 """Set by the Lambda runtime (or by ``sam local``), never by the template."""
