@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
@@ -31,7 +32,7 @@ from credit_api.monitoring_page import reports_for
 from credit_api.observability import SERVICE, OutsideLambda
 from credit_api.policy import GRADES
 from credit_api.schema import EXAMPLE_APPLICANT, Applicant, describe, fields
-from credit_api.service import Call, DecisionService
+from credit_api.service import Call, DecisionService, ReportedOutcome
 from credit_api.settings import MAX_BATCH, Settings
 
 DESCRIPTION = """Probability of default, decision (approve, review, decline), score, risk grade and
@@ -120,6 +121,45 @@ class OutcomeReport(BaseModel):
         if not first <= value.year <= last:
             raise ValueError(f"must be a date and time in the years {first} to {last}")
         return value.astimezone(UTC)
+
+
+OUTCOME_STATUSES = ("recorded", "unchanged", "conflict", "not_found", "invalid", "duplicate")
+
+
+class OutcomeBatchRequest(BaseModel):
+    """Up to 1000 outcomes (MAX_BATCH), each the body of ``POST /outcomes``, each judged on its own."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"outcomes": OutcomeReport.model_config["json_schema_extra"]["examples"]}]
+        },  # type: ignore[index]
+    )
+
+    outcomes: list[Annotated[OutcomeReport | Any, Field(union_mode="left_to_right")]] = Field(
+        min_length=1,
+        max_length=MAX_BATCH,
+        description="each the body of POST /outcomes; an item that is not is reported `invalid`, not fatal",
+    )
+
+
+class OutcomeItemResult(BaseModel):
+    index: int = Field(description="the item's position in `outcomes`, from 0")
+    decision_id: str | None = Field(description="as sent; null when the item has no valid decision_id")
+    status: Literal["recorded", "unchanged", "conflict", "not_found", "invalid", "duplicate"] = Field(
+        description="recorded: stored now; unchanged: this outcome was already stored; conflict: a"
+        " different outcome is stored (never overwritten); not_found: no decision with this id is"
+        " yours; invalid: see `errors`; duplicate: the id came earlier in this request (see"
+        " `first_index`), only that one is applied"
+    )
+    outcome: Outcome | None = Field(None, description="the stored outcome (recorded, unchanged, conflict)")
+    first_index: int | None = Field(None, description="for a duplicate: the index of the item applied")
+    errors: list[FieldError] = Field(default_factory=list, description="for an invalid item: why")
+
+
+class OutcomeBatchResponse(BaseModel):
+    results: list[OutcomeItemResult] = Field(description="one per item, in request order")
+    counts: dict[str, int] = Field(description="items by status, every status listed")
 
 
 class DecisionRecord(PredictResponse):
@@ -236,6 +276,12 @@ def strict_json(body: bytes, failure: ValidationError) -> Any:
     if any(e["type"] == "json_invalid" for e in failure.errors(include_url=False)):
         where = next(e for e in failure.errors() if e["type"] == "json_invalid").get("ctx", {}).get("error")
         raise MalformedJson(f"The request body is not valid JSON ({where or 'invalid JSON'}).")
+    return standard_json(body)
+
+
+def standard_json(body: bytes) -> Any:
+    """``body`` parsed as RFC 8259 JSON (no ``NaN``, no ``1e400``, no lone surrogates), or
+    :class:`MalformedJson`: for bodies pydantic's parser read leniently (into ``Any``)."""
     try:
         data = json.loads(body, parse_constant=_no_constant, parse_float=_finite)
         json.dumps(data, ensure_ascii=False).encode("utf-8")
@@ -422,6 +468,87 @@ async def outcome(request: Request) -> Response:
     return _json(record, request)
 
 
+@router.post(
+    "/outcomes/batch",
+    response_model=OutcomeBatchResponse,
+    responses={
+        400: _error("malformed JSON"),
+        413: _error(f"body over 1 MB, or more than {MAX_BATCH} outcomes"),
+        415: _error("body is not JSON"),
+        422: _error("not a list of 1 or more outcomes (a bad item is reported in its result instead)"),
+        503: _error(
+            "decision log unavailable: send the same request again (outcomes already recorded"
+            " come back unchanged)"
+        ),
+    },
+    summary=f"Record what became of up to {MAX_BATCH} loans",
+    tags=["decisions"],
+    openapi_extra=json_body(OutcomeBatchRequest),
+)
+async def outcome_batch(request: Request) -> Response:
+    """200 with a status per item whatever the items say; 503 only when the store failed, and
+    then the whole request is safe to resend (see :meth:`DecisionService.record_outcomes`)."""
+    batch = await parse_json(request, OutcomeBatchRequest)
+    if not all(isinstance(item, OutcomeReport) for item in batch.outcomes):
+        standard_json(await request.body())  # an item read as Any may hold NaN or 1e400
+    results, reports = outcome_items(batch.outcomes)
+    positions = [i for i, result in enumerate(results) if result is None]
+    statuses = await _run(request, _service(request).record_outcomes, reports, caller(request.scope))
+    for i, status in zip(positions, statuses, strict=True):
+        results[i] = {**status, "index": i, "decision_id": reports[positions.index(i)].decision_id}
+    counts = dict.fromkeys(OUTCOME_STATUSES, 0)
+    for result in results:
+        counts[result["status"]] += 1  # type: ignore[index]
+    return _json({"results": results, "counts": counts}, request)
+
+
+def outcome_items(items: list[Any]) -> tuple[list[dict[str, Any] | None], list[ReportedOutcome]]:
+    """The results of invalid and duplicate items (None where a report is to be recorded), and
+    the reports to record, in order. Items the body's validation left raw are invalid: validated
+    again on their own (as :func:`parse_json` would) for their errors."""
+    results: list[dict[str, Any] | None] = []
+    reports: list[ReportedOutcome] = []
+    first: dict[str, int] = {}
+    for i, item in enumerate(items):
+        try:
+            report = (
+                item if isinstance(item, OutcomeReport) else OutcomeReport.model_validate(whole_numbers(item))
+            )
+        except ValidationError as exc:
+            results.append(_invalid_item(i, item, exc))
+            continue
+        if report.decision_id in first:
+            results.append(
+                {
+                    "index": i,
+                    "decision_id": report.decision_id,
+                    "status": "duplicate",
+                    "first_index": first[report.decision_id],
+                }
+            )
+            continue
+        first[report.decision_id] = i
+        results.append(None)
+        reports.append(ReportedOutcome(report.decision_id, report.defaulted, report.observed_at))
+    return results, reports
+
+
+def _invalid_item(index: int, item: Any, exc: ValidationError) -> dict[str, Any]:
+    raw = []
+    for error in exc.errors(include_url=False):
+        if error["type"] == "extra_forbidden" and len(error["loc"]) == 1:
+            error = {**error, "allowed": list(OutcomeReport.model_fields)}
+        raw.append({**error, "loc": ("body", "outcomes", index, *error["loc"])})
+    sent = item.get("decision_id") if isinstance(item, dict) else None
+    valid_id = isinstance(sent, str) and re.fullmatch(DECISION_ID_PATTERN, sent) is not None
+    return {
+        "index": index,
+        "decision_id": sent if valid_id else None,
+        "status": "invalid",
+        "errors": errors.field_errors(raw[: errors.MAX_LISTED_ERRORS]),
+    }
+
+
 def with_body_schemas(app: FastAPI, models: tuple[type[BaseModel], ...]) -> None:
     """Make ``app``'s OpenAPI carry the schemas of the bodies :func:`json_body` refers to."""
 
@@ -467,5 +594,5 @@ def create_app(settings: Settings, store: ModelStore | None = None, log: Any = N
     app.add_middleware(RequestDeadline, bounds=settings.aws)
     app.include_router(router)
     app.include_router(web.router)
-    with_body_schemas(app, (Applicant, BatchRequest, OutcomeReport))
+    with_body_schemas(app, (Applicant, BatchRequest, OutcomeReport, OutcomeBatchRequest))
     return app

@@ -161,11 +161,17 @@ def _rule(name: str) -> str | None:
     return f"must be a whole number from {feature.minimum} to {feature.maximum}{unit}"
 
 
+BATCH_FIELDS = ("applicants", "outcomes")
+"""The list fields of the batch bodies (``POST /predict/batch``, ``POST /outcomes/batch``): their
+items are the ``row`` of an error, and more than MAX_BATCH of them is a 413."""
+
+
 def _field_path(loc: Sequence[Any]) -> tuple[str, int | None]:
     """("body", "applicants", 3, "age") -> ("applicants[3].age", 3)."""
     parts = list(loc[1:] if loc and loc[0] in ("body", "path", "query", "header") else loc)
     parts = [part if isinstance(part, int) else _text(str(part)) for part in parts]
-    row = parts[1] if len(parts) > 1 and parts[0] == "applicants" and isinstance(parts[1], int) else None
+    batched = parts[0] in BATCH_FIELDS if parts else False
+    row = parts[1] if len(parts) > 1 and batched and isinstance(parts[1], int) else None
     text = ""
     for part in parts:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
@@ -224,10 +230,10 @@ def from_validation(exc: RequestValidationError) -> ServiceError:
         error = next(e for e in raw if e.get("type") == "json_invalid")
         where = error.get("ctx", {}).get("error", "invalid JSON")
         return MalformedJson(f"The request body is not valid JSON ({where}).")
-    if any(
-        e.get("type") == "too_long" and tuple(e.get("loc", ()))[:2] == ("body", "applicants") for e in raw
-    ):
-        return PayloadTooLarge("A batch holds at most 1000 applicants; split the request.")
+    for e in raw:
+        loc = tuple(e.get("loc", ()))
+        if e.get("type") == "too_long" and len(loc) == 2 and loc[0] == "body" and loc[1] in BATCH_FIELDS:
+            return PayloadTooLarge(f"A batch holds at most 1000 {loc[1]}; split the request.")
     body_level = [e for e in raw if tuple(e.get("loc", ())) == ("body",)]
     if body_level and isinstance(body_level[0].get("input"), bytes):
         return UnsupportedMediaType("Send the request body as JSON with Content-Type: application/json.")
@@ -286,7 +292,7 @@ class ErrorResponse(JSONResponse):
 
 def logged_fields(details: Sequence[dict[str, Any]]) -> list[str]:
     """The failed fields for the log: the schema's own names only, never a name the client chose."""
-    known = {*FEATURE_NAMES, "body", "applicants", "decision_id", "defaulted", "observed_at"}
+    known = {*FEATURE_NAMES, "body", *BATCH_FIELDS, "decision_id", "defaulted", "observed_at"}
     names = []
     for detail in details[:MAX_LISTED_ERRORS]:
         leaf = detail["field"].rsplit(".", 1)[-1].split("[", 1)[0]

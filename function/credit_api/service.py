@@ -37,14 +37,22 @@ import os
 import time
 from collections import Counter
 from collections.abc import Collection, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
-from credit_api.decision_log import Claim, DecisionLog, Record
-from credit_api.errors import DecisionLogUnavailable, IdempotencyConflict, IdempotencyInProgress, NotFound
+from credit_api.aws import carry
+from credit_api.decision_log import Claim, DecisionLog, Record, same_outcome
+from credit_api.errors import (
+    DecisionLogUnavailable,
+    IdempotencyConflict,
+    IdempotencyInProgress,
+    NotFound,
+    OutcomeConflict,
+)
 from credit_api.model_store import LoadedModel, ModelStore
 from credit_api.observability import count, logger, milliseconds
 from credit_api.policy_store import ServedPolicy
@@ -61,6 +69,20 @@ RESPONSE_FIELDS = (
     "risk_grade",
     "reasons",
 )
+
+
+OUTCOME_WRITERS = 8
+"""Outcomes of one batch recorded at once: each is a read and a conditional update (I/O), so a
+batch of 1000 one after the other would spend most of the function's 15 s on round trips."""
+
+
+@dataclass(frozen=True)
+class ReportedOutcome:
+    """One outcome to record, already validated (``observed_at`` in UTC)."""
+
+    decision_id: str
+    defaulted: bool
+    observed_at: datetime
 
 
 @dataclass(frozen=True)
@@ -130,6 +152,7 @@ class DecisionService:
         self.log = log
         self.readers = frozenset(readers)
         """API key ids (the risk team's) that may read any decision and record any outcome."""
+        self._outcome_executor: ThreadPoolExecutor | None = None
 
     def _records(
         self,
@@ -290,6 +313,13 @@ class DecisionService:
         self._observe(records, started, "BatchLatencyMs", replayed=replayed)
         return [answer(r) for r in records], replayed
 
+    def _outcome_pool(self) -> ThreadPoolExecutor:
+        if self._outcome_executor is None:
+            self._outcome_executor = ThreadPoolExecutor(
+                max_workers=OUTCOME_WRITERS, thread_name_prefix="outcomes"
+            )
+        return self._outcome_executor
+
     def _may_see(self, record: Record | None, caller: str) -> bool:
         return record is not None and (record.get("caller", "") == caller or caller in self.readers)
 
@@ -310,12 +340,80 @@ class DecisionService:
         self, decision_id: str, defaulted: bool, observed_at: datetime, caller: str = ""
     ) -> Record:
         self.decision(decision_id, caller)  # the same 404 for a decision that is not the caller's
-        outcome = {
-            "defaulted": defaulted,
-            "observed_at": observed_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-            "recorded_at": now(),
-        }
+        outcome = self._outcome(defaulted, observed_at)
         record = self.log.record_outcome(decision_id, outcome)
         count("OutcomesRecorded")
         logger.info("outcome recorded", extra={"decision_id": decision_id})
         return self._shown(record, caller)
+
+    def record_outcomes(self, reports: Sequence[ReportedOutcome], caller: str = "") -> list[dict[str, Any]]:
+        """``{"status", "outcome"}`` per report, in order; reports name distinct decisions.
+
+        One batched read (``get_many``) sorts the reports: unknown or not the caller's
+        (``not_found``, the same answer as for one), already holding this outcome (``unchanged``)
+        or another (``conflict``). The rest go through :meth:`record_outcome`, the one rule for
+        outcomes (a conditional update), several at once (:data:`OUTCOME_WRITERS`). A store
+        failure fails the whole call with :class:`DecisionLogUnavailable` once no write is in
+        flight: the caller resends the same reports, and those already recorded come back
+        ``unchanged`` (recording the same outcome again changes nothing).
+        """
+        stored = self.log.get_many([r.decision_id for r in reports])
+        results: list[dict[str, Any]] = []
+        pending: list[int] = []
+        for i, report in enumerate(reports):
+            record = stored.get(report.decision_id)
+            if not self._may_see(record, caller):
+                results.append({"status": "not_found", "outcome": None})
+                continue
+            outcome = (record or {}).get("outcome")
+            if outcome is None:
+                results.append({"status": "recorded", "outcome": None})
+                pending.append(i)
+            else:
+                same = same_outcome(outcome, self._outcome(report.defaulted, report.observed_at))
+                results.append({"status": "unchanged" if same else "conflict", "outcome": outcome})
+        for i, status in zip(pending, self._record_all([reports[i] for i in pending], caller), strict=True):
+            results[i] = status
+        return results
+
+    def _record_all(self, reports: Sequence[ReportedOutcome], caller: str) -> list[dict[str, Any]]:
+        """:meth:`record_outcome` for each report, at most :data:`OUTCOME_WRITERS` at once."""
+
+        def one(report: ReportedOutcome) -> dict[str, Any]:
+            try:
+                record = self.record_outcome(report.decision_id, report.defaulted, report.observed_at, caller)
+            except NotFound:  # deleted (TTL) since the read
+                return {"status": "not_found", "outcome": None}
+            except OutcomeConflict:  # another request recorded a different one since the read
+                return {
+                    "status": "conflict",
+                    "outcome": (self.log.get(report.decision_id) or {}).get("outcome"),
+                }
+            return {"status": "recorded", "outcome": record["outcome"]}
+
+        if not reports:
+            return []
+        futures = [self._outcome_pool().submit(carry(one), report) for report in reports]
+        _, running = wait(futures, return_when=FIRST_EXCEPTION)
+        for future in running:
+            future.cancel()
+        wait(running)
+        failed = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
+        if failed and not isinstance(failed[0], DecisionLogUnavailable):
+            raise failed[0]
+        if failed:
+            done = sum(1 for f in futures if f.done() and not f.cancelled() and f.exception() is None)
+            logger.warning("outcome batch interrupted", extra={"recorded": done, "reports": len(reports)})
+            raise DecisionLogUnavailable(
+                f"The decision log failed after {done} of the {len(reports)} new outcomes were recorded;"
+                " send the same request again (those come back unchanged)."
+            ) from failed[0]
+        return [f.result() for f in futures]
+
+    @staticmethod
+    def _outcome(defaulted: bool, observed_at: datetime) -> dict[str, Any]:
+        return {
+            "defaulted": defaulted,
+            "observed_at": observed_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "recorded_at": now(),
+        }

@@ -36,6 +36,7 @@ EXPECTED_STATUS = {
     "static": 200,
     "decision": 200,  # about the decision predict.json was given (ids are random)
     "outcome": 200,
+    "outcome_batch": 200,  # a status per item: the first one's decision is predict.json's
 }
 OWNED_ELSEWHERE = {"retrain", "rollback"}  # the RetrainFunction's and the OpsFunction's events
 OWNED_ELSEWHERE |= {  # the file flows' (tests/function/test_portfolio.py, tests/stack/test_portfolio_flow.py)

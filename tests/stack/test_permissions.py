@@ -28,6 +28,7 @@ EVENT_ORDER = (
     "predict",
     "decision",
     "outcome",
+    "outcome_batch",
     "predict_batch",
     "predict_stage",
     "predict_http_api",
