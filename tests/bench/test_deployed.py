@@ -35,3 +35,11 @@ def test_the_section_reports_the_measured_numbers_and_the_snapstart_target(resul
     verdict = "met" if numbers["ratio"] <= deployed.TARGET_RATIO else "**missed**"
     assert f"({numbers['ratio']:.1f}x) | {verdict} |" in text
     assert result["target"] in text
+
+
+def test_a_compiled_copy_carries_bytecode_and_its_row_is_reported(result: dict, tmp_path) -> None:
+    target = deployed.compiled(deployed.source_target(), tmp_path)
+    (code,) = target.code_dirs
+    assert any((code / "credit_api" / "__pycache__").glob("main.*.pyc"))
+    text = deployed.section(result, with_bytecode=result)
+    assert "bytecode compiled" in text
