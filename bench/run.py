@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import portfolio
+from bench import deployed, portfolio
 from bench.baseline_model import train
 from bench.load import BEGIN, END, write_section
 
@@ -173,6 +173,8 @@ def run(options: Options) -> str:
     # Portfolio scoring: one worker in-process, after the children (bench/portfolio.py).
     written = options.out.read_text().rstrip("\n")
     options.out.write_text(written + "\n\n" + portfolio.section(portfolio.measure()))
+    # The deployed configuration's cold start and SnapStart (bench/deployed.py).
+    options.out.write_text(options.out.read_text().rstrip("\n") + "\n\n" + deployed.report())
     return options.out.read_text()
 
 

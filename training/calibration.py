@@ -13,10 +13,12 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import cross_val_predict
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 CLIP = 1e-6
 """Probabilities are clipped to [CLIP, 1 - CLIP] before the logit, in both implementations."""
+FOLDS = 5
+"""Folds of the cross-validated probabilities the map is fit on, when training calibrates a champion."""
 
 
 def logit(p: np.ndarray) -> np.ndarray:
@@ -46,3 +48,9 @@ class PlattCalibrated(ClassifierMixin, BaseEstimator):
 
     def predict(self, X) -> np.ndarray:
         return self.classes_[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)]
+
+
+def champion_calibration(estimator: BaseEstimator, seed: int) -> PlattCalibrated:
+    """``estimator`` wrapped as training wraps a champion it calibrates (unfitted): the one recipe,
+    so the export tests convert exactly what training can ship."""
+    return PlattCalibrated(estimator, cv=StratifiedKFold(FOLDS, shuffle=True, random_state=seed))

@@ -2,15 +2,16 @@
 
 skl2onnx knows only scikit-learn's classes; ``Log`` and ``MonthlyPayment`` are each one ONNX
 operator (``Log``; ``Gather`` twice and ``Div``). The graph computes them in float32, as the
-Python side does, so both produce the same bits. ``PlattCalibrated`` embeds its wrapped model's
-graph and maps the probability as the Python class does. Call :func:`register` before converting.
+Python side does, so both produce the same bits. ``PlattCalibrated`` has its own parser: the
+wrapped model's graph is laid out as skl2onnx lays out any model, and one operator maps its
+probability as the Python class does. Call :func:`register` before converting.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from skl2onnx import update_registered_converter
-from skl2onnx.algebra.onnx_operator import OnnxSubEstimator
+from skl2onnx._parse import _parse_sklearn
 from skl2onnx.algebra.onnx_ops import (
     OnnxAdd,
     OnnxCast,
@@ -27,10 +28,7 @@ from skl2onnx.algebra.onnx_ops import (
 )
 from skl2onnx.common.data_types import FloatTensorType, Int64TensorType
 from skl2onnx.proto import onnx_proto
-from sklearn.ensemble import VotingClassifier
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import LabelEncoder
-from sklearn.utils import Bunch
 
 from training.calibration import CLIP, PlattCalibrated
 from training.features import Log, MonthlyPayment
@@ -66,45 +64,57 @@ def _classifier_outputs(operator) -> None:
     operator.outputs[1].type = FloatTensorType([rows, 2])
 
 
-def _sub_estimator(inner):
-    """The calibrated model as skl2onnx can embed it: a pipeline as a soft vote of itself alone.
+def _final_step(estimator):
+    """The estimator whose parser declares the probabilities: a pipeline's last step, else itself."""
+    return estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator
 
-    skl2onnx's sub-estimator gives a pipeline (16 named inputs into a ColumnTransformer) no outputs
-    ("Empty inputs"), while a voting classifier over the same pipeline converts; one member's soft
-    vote is that member's probabilities, so nothing changes but the graph's wrapping.
+
+def _parse_platt(scope, model, inputs, custom_parsers=None):
+    """Parse the wrapped model as skl2onnx parses any model, then add Platt scaling on its output.
+
+    skl2onnx's ``OnnxSubEstimator`` parses the model it embeds as one operator of the model's own
+    alias; a pipeline (a ColumnTransformer over 16 named inputs, then the learner) is many
+    operators, so that parse declares no outputs ("Empty inputs ... OnnxSubEstimator"). Parsing
+    here instead lets the pipeline's parser lay out every step. The two outputs are declared first,
+    so they get the plain names ``label`` and ``probabilities`` and the wrapped model's are suffixed.
     """
-    if not isinstance(inner, Pipeline):
-        return inner
-    vote = VotingClassifier([("only", inner)], voting="soft", flatten_transform=False)
-    vote.estimators_ = [inner]
-    vote.named_estimators_ = Bunch(only=inner)
-    vote.le_ = LabelEncoder().fit(inner.classes_)
-    vote.classes_ = vote.le_.classes_
-    return vote
+    scope.get_options(model, {"zipmap": False})
+    label = scope.declare_local_variable("label", Int64TensorType())
+    probabilities = scope.declare_local_variable("probabilities", FloatTensorType())
+    scope.add_options(id(_final_step(model.estimator_)), {"zipmap": False})
+    wrapped = _parse_sklearn(scope, model.estimator_, inputs, custom_parsers=custom_parsers)
+    operator = scope.declare_local_operator("CreditPlattCalibrated", model)
+    operator.inputs = [wrapped[1]]
+    operator.outputs.extend([label, probabilities])
+    return operator.outputs
 
 
 def _convert_platt(scope, operator, container) -> None:
+    """``q = sigmoid(slope * logit(clip(p)) + intercept)`` in float64, as the Python class computes it.
+
+    In float32, ``1 - CLIP`` rounds to ``1 - 1.013e-6``: a leaf that is certain (a decision tree's
+    pure leaf, p = 1) would get a logit 1.3% off the Python one, a probability ~3e-4 off after the
+    map, beyond the parity tolerance. Only the result is cast back to float32.
+    """
     opset = container.target_opset
     model = operator.raw_operator
-    f32 = np.float32
-    inner = OnnxSubEstimator(
-        _sub_estimator(model.estimator_), *operator.inputs, op_version=opset, options={"zipmap": False}
-    )
-    p = OnnxGather(inner[1], np.array([1], dtype=np.int64), axis=1, op_version=opset)
-    p = OnnxClip(p, np.array(CLIP, dtype=f32), np.array(1 - CLIP, dtype=f32), op_version=opset)
-    odds = OnnxDiv(p, OnnxSub(np.array([1], dtype=f32), p, op_version=opset), op_version=opset)
+    f64 = np.float64
+    p = OnnxGather(operator.inputs[0], np.array([1], dtype=np.int64), axis=1, op_version=opset)
+    p = OnnxCast(p, to=onnx_proto.TensorProto.DOUBLE, op_version=opset)
+    p = OnnxClip(p, np.array(CLIP, dtype=f64), np.array(1 - CLIP, dtype=f64), op_version=opset)
+    odds = OnnxDiv(p, OnnxSub(np.array([1], dtype=f64), p, op_version=opset), op_version=opset)
     z = OnnxAdd(
-        OnnxMul(OnnxLog(odds, op_version=opset), np.array([model.slope_], dtype=f32), op_version=opset),
-        np.array([model.intercept_], dtype=f32),
+        OnnxMul(OnnxLog(odds, op_version=opset), np.array([model.slope_], dtype=f64), op_version=opset),
+        np.array([model.intercept_], dtype=f64),
         op_version=opset,
     )
-    q = OnnxSigmoid(z, op_version=opset)
-    complement = OnnxSub(np.array([1], dtype=f32), q, op_version=opset)
+    q = OnnxCast(OnnxSigmoid(z, op_version=opset), to=onnx_proto.TensorProto.FLOAT, op_version=opset)
+    complement = OnnxSub(np.array([1], dtype=np.float32), q, op_version=opset)
     probabilities = OnnxConcat(
         complement, q, axis=1, op_version=opset, output_names=[operator.outputs[1].full_name]
     )
     positive = OnnxCast(
-        OnnxGreaterOrEqual(q, np.array([0.5], dtype=f32), op_version=opset),
+        OnnxGreaterOrEqual(q, np.array([0.5], dtype=np.float32), op_version=opset),
         to=onnx_proto.TensorProto.INT64,
         op_version=opset,
     )
@@ -123,5 +133,6 @@ def register() -> None:
         "CreditPlattCalibrated",
         _classifier_outputs,
         _convert_platt,
-        options={"zipmap": [False, True], "nocl": [False, True]},
+        parser=_parse_platt,
+        options={"zipmap": [False]},
     )

@@ -25,11 +25,10 @@ from credit_api.manifest import MANIFEST_FILE, Manifest
 from credit_api.schema import EXAMPLE_APPLICANT, FEATURE_NAMES, TARGET
 from credit_api.scoring import Scorer
 from sklearn.base import BaseEstimator
-from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
 from training import comparison, config, economics, eda, fairness
-from training.calibration import PlattCalibrated
+from training.calibration import champion_calibration
 from training.data import ROOT, validate
 from training.evaluate import calibration_check, summarise
 from training.export import export, frame_sha256, parity, serialise, single_row_latency, to_onnx
@@ -94,10 +93,6 @@ def _deployed_row(
         final_params=params,
         fold_params=fold_params,
     )
-
-
-def _calibrated(estimator: BaseEstimator, seed: int) -> PlattCalibrated:
-    return PlattCalibrated(estimator, cv=StratifiedKFold(5, shuffle=True, random_state=seed))
 
 
 def train(
@@ -226,7 +221,7 @@ def _train(
     champion_cv = champion.cv
     if calibrated:
         uncalibrated = build(catalogue[champion.name], deployed[champion.name], seed, catalogue)
-        estimator = _calibrated(uncalibrated, seed).fit(inputs, labels)
+        estimator = champion_calibration(uncalibrated, seed).fit(inputs, labels)
         oof = calibration["probabilities"]
         champion_cv = summarise(labels, oof, result.folds)
     log(

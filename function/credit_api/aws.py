@@ -31,9 +31,10 @@ by the timeouts and attempts.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar, copy_context
 from dataclasses import dataclass
 from functools import cache
@@ -202,10 +203,38 @@ def bound(client: Any, bounds: Bounds) -> Any:
     return client
 
 
-@cache
+_clients: dict[tuple[str, str | None, Bounds], Any] = {}
+_clients_lock = threading.Lock()
+
+
 def client(service: str, endpoint_url: str | None = None, bounds: Bounds = Bounds()) -> Any:
-    """A cached boto3 client; ``endpoint_url`` points at a local moto server in local runs."""
-    import boto3
+    """A cached boto3 client; ``endpoint_url`` points at a local moto server in local runs.
+
+    Holders (the model store, the decision log) call this on every use instead of keeping the
+    client, so :func:`reset_clients` is the one place that renews them all.
+    """
+    key = (service, endpoint_url, bounds)
+    with _clients_lock:
+        found = _clients.get(key)
+    if found is not None:
+        return found
+    made = _make(service, endpoint_url, bounds)
+    with _clients_lock:
+        return _clients.setdefault(key, made)
+
+
+@cache
+def _loader() -> Any:
+    """botocore's loader of service models, shared by every session: parsed JSON, no connection
+    and no credential, so it survives :func:`reset_clients` and a new client does not re-read it."""
+    from botocore.loaders import create_loader
+
+    return create_loader()
+
+
+def _make(service: str, endpoint_url: str | None, bounds: Bounds) -> Any:
+    """A client in a session of its own: credentials and connections are resolved for it alone."""
+    import botocore.session
     from botocore.config import Config
 
     from credit_api.observability import tracer
@@ -216,5 +245,24 @@ def client(service: str, endpoint_url: str | None = None, bounds: Bounds = Bound
         read_timeout=bounds.read_timeout,
         retries={"mode": "standard", "total_max_attempts": bounds.max_attempts},
     )
-    made = boto3.session.Session().client(service, endpoint_url=endpoint_url, config=config)
+    session = botocore.session.get_session()
+    session.register_component("data_loader", _loader())
+    made = session.create_client(service, endpoint_url=endpoint_url, config=config)
     return bound(made, bounds)
+
+
+def reset_clients() -> int:
+    """Forget and close every client made so far; returns how many there were.
+
+    After a SnapStart restore the clients in the snapshot carry its connection pools (sockets
+    to endpoints that may have moved or timed out long ago) and the credentials their session
+    resolved at init. The next :func:`client` call makes a new session, so credentials and
+    connections are resolved again in the restored environment.
+    """
+    with _clients_lock:
+        dropped = list(_clients.values())
+        _clients.clear()
+    for old in dropped:
+        with suppress(Exception):  # a socket of the snapshot may be dead already: closing is best effort
+            old.close()
+    return len(dropped)

@@ -373,11 +373,12 @@ class DynamoDecisionLog:
 
     @property
     def client(self) -> Any:
-        if self._client is None:
-            from credit_api.aws import client
+        """The injected client, else the shared one (not kept: a SnapStart restore renews it)."""
+        if self._client is not None:
+            return self._client
+        from credit_api.aws import client
 
-            self._client = client("dynamodb", self._endpoint_url)
-        return self._client
+        return client("dynamodb", self._endpoint_url)
 
     def _unavailable(self, exc: Exception) -> DecisionLogUnavailable:
         logger.error("decision log failed", extra={"store": self.kind, "error": error_code(exc)})

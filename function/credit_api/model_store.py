@@ -296,9 +296,10 @@ class ModelStore:
         self.shadow_error: str | None = None
 
     def _client(self) -> Any:
-        if self._s3 is None:
-            self._s3 = aws.client("s3", self.settings.aws_endpoint_url, self.settings.aws)
-        return self._s3
+        """The injected client, else the shared one (not kept: a SnapStart restore renews it)."""
+        if self._s3 is not None:
+            return self._s3
+        return aws.client("s3", self.settings.aws_endpoint_url, self.settings.aws)
 
     def current(self) -> LoadedModel:
         """The model to use for this request; starts a load or refresh when due, never waits on one long."""

@@ -2,9 +2,13 @@
 
 Lambda snapshots the initialised function once per published version and resumes copies of
 it, so whatever ran during init is shared by every restored environment. Before the snapshot
-the model and policy are loaded and one inference runs (scored only, never recorded as a
-decision); after restore the champion pointer is re-read (it may have changed since the
-snapshot), the random generators are reseeded and Powertools' metric state is cleared.
+the model and policy are loaded, the AWS clients made (their modules and service models then
+live in the snapshot) and one inference runs (scored only, never recorded as a decision).
+After restore, in this order: the AWS clients are dropped and made again
+(:func:`credit_api.aws.reset_clients`: the snapshot's connection pools and the credentials its
+sessions resolved belong to the environment that took it), the random generators are reseeded,
+Powertools' metric state is cleared, and the champion pointer is re-read with the new S3
+client (it may have changed since the snapshot). One log line says a restore happened.
 
 The Lambda Python runtime provides ``snapshot_restore_py``; elsewhere (tests, uvicorn, the
 benchmark) it is absent and the hooks are kept here only, run by :func:`run_before_snapshot`
@@ -14,11 +18,14 @@ and :func:`run_after_restore`.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 from typing import Any
 
+from credit_api import aws
+from credit_api.decision_log import DynamoDecisionLog
 from credit_api.model_store import ModelStore
-from credit_api.observability import metrics
+from credit_api.observability import logger, metrics
 from credit_api.schema import EXAMPLE_APPLICANT
 
 Hook = Callable[[], None]
@@ -36,27 +43,49 @@ def _runtime_registrars() -> tuple[Callable[[Hook], Any], Callable[[Hook], Any]]
     return register_before_snapshot, register_after_restore
 
 
-def warm(store: ModelStore) -> None:
-    """Load the model and policy and score the example applicant once, writing nothing."""
+RESTORE_MESSAGE = "snapstart restore"
+"""The log line after-restore writes: search for it to see restores (docs/runbook.md)."""
+
+
+def _make_clients(log: Any) -> None:
+    """Make the clients a request will use (the store's S3 one is made by its first load)."""
+    if isinstance(log, DynamoDecisionLog):
+        log.client  # noqa: B018 -- the property makes the client
+
+
+def warm(store: ModelStore, log: Any = None) -> None:
+    """Load the model and policy, make the clients, score the example applicant once; write nothing."""
     store.current()
     store.settle(store.settings.champion_wait_seconds)
+    _make_clients(log)
     model, _policy = store.served()
     model.scorer.score_rows([EXAMPLE_APPLICANT])
 
 
-def renew(store: ModelStore) -> None:
-    """Per-environment state after a restore: fresh seeds, empty metrics, the pointer re-read."""
+def renew(store: ModelStore, log: Any = None) -> None:
+    """Per-environment state after a restore: new clients, fresh seeds, empty metrics, the pointer re-read."""
+    started = time.perf_counter()
+    renewed = aws.reset_clients()
     random.seed()
     metrics.clear_metrics()
     store.recheck()
     store.current()
     store.settle(store.settings.champion_wait_seconds)
+    _make_clients(log)
+    logger.info(
+        RESTORE_MESSAGE,
+        extra={
+            "clients_renewed": renewed,
+            "model_version": store.champion_version,
+            "restore_hook_ms": round((time.perf_counter() - started) * 1000, 1),
+        },
+    )
 
 
-def install(store: ModelStore) -> None:
-    """Register the hooks for ``store`` here and, inside Lambda, with the runtime."""
-    before: Hook = lambda: warm(store)  # noqa: E731
-    after: Hook = lambda: renew(store)  # noqa: E731
+def install(store: ModelStore, log: Any = None) -> None:
+    """Register the hooks for ``store`` (and ``log``) here and, inside Lambda, with the runtime."""
+    before: Hook = lambda: warm(store, log)  # noqa: E731
+    after: Hook = lambda: renew(store, log)  # noqa: E731
     BEFORE_SNAPSHOT.append(before)
     AFTER_RESTORE.append(after)
     registrars = _runtime_registrars()
