@@ -36,12 +36,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+from aws_lambda_powertools import Logger
 from credit_api.manifest import MANIFEST_FILE, Manifest
 from credit_api.model_store import sha256
 
 from training import monitoring_measures as measures
 from training.monitoring_config import THRESHOLDS, Thresholds, worst
 
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "credit-monitor")
 PREFIX = "reports/monitoring"
 LATEST = "latest.json"
 REPORT_VERSION = 1
@@ -338,6 +340,7 @@ def run_aws(
     return report, write_s3(s3, bucket, report)
 
 
+@logger.inject_lambda_context(clear_state=True)
 def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     """EventBridge scheduled event in (its ``time`` gives the date); the pointer document out."""
     import boto3
@@ -355,4 +358,5 @@ def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         table,
         when.date(),
     )
+    logger.info("monitoring report written", extra={"date": report["date"], "status": report["status"]})
     return pointer(report, written["html"], written["json"])

@@ -122,3 +122,19 @@ def test_a_scheduled_event_without_a_time_reports_today(
     event = {k: v for k, v in _event().items() if k != "time"}
     answer = monitoring.handler(event, LambdaContext())
     assert answer["date"] == datetime.now(UTC).date().isoformat()
+
+
+def test_every_variable_the_monitor_reads_is_in_its_environment(template: dict[str, Any]) -> None:
+    from tests.stack.test_template import LOCAL_ONLY, RUNTIME, _env_names_read
+
+    read = _env_names_read([ROOT / "training" / "monitoring.py"])
+    env = function_environment(Resolver(template, names=NAMES), "MonitorFunction")
+    assert {"MODEL_BUCKET", "DECISIONS_TABLE", "POWERTOOLS_SERVICE_NAME"} <= read
+    assert read - LOCAL_ONLY - RUNTIME <= set(env)
+    assert env["POWERTOOLS_SERVICE_NAME"] == "credit-monitor"
+    command = template["Resources"]["MonitorFunction"]["Properties"]["ImageConfig"]["Command"]
+    assert command == ["training.monitoring.handler"] and callable(monitoring.handler)
+    assert (
+        template["Resources"]["MonitorFunction"]["Metadata"]
+        == template["Resources"]["RetrainFunction"]["Metadata"]
+    )

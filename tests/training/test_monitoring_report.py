@@ -137,3 +137,35 @@ def test_the_html_obeys_the_pages_content_security_policy(logged: list[dict[str,
     assert not re.search(r"\son[a-z]+\s*=", html, re.IGNORECASE)
     head, body = html.split("</head>", 1)
     assert "<style>" in head and "<style" not in body
+
+
+def test_the_shadow_challenger_is_compared_but_does_not_set_the_overall_status(
+    logged: list[dict[str, Any]],
+) -> None:
+    """Every tenth approval declined by the shadow: an amber swap set; the report's status stays as it was."""
+    shadowed = [
+        {
+            **r,
+            "shadow": {
+                "model_version": "challenger-1",
+                "probability_of_default": r["probability_of_default"],
+                "decision": "decline" if r["decision"] == "approve" and i % 10 == 0 else r["decision"],
+            },
+        }
+        for i, r in enumerate(logged)
+    ]
+    plain = monitoring.build(logged, _champion(), DAY)
+    report = monitoring.build(shadowed, _champion(), DAY, shadow=monitoring.local_shadow(shadowed))
+    found = report["shadow"]
+    approvals = [i for i, r in enumerate(logged) if r["decision"] == "approve"]
+    swapped = sum(1 for i in approvals if i % 10 == 0)
+    assert found["shadow_version"] == "challenger-1" and found["n"] == len(logged)
+    assert found["swaps"]["champion_approves_shadow_declines"] == swapped
+    assert found["swap_share"] == pytest.approx(swapped / len(logged))
+    assert found["agreement"] == pytest.approx(1 - swapped / len(logged))
+    assert found["auc"]["champion"] == found["auc"]["shadow"]  # same probabilities on the same loans
+    assert "swap_rows" not in found
+    assert 0.05 <= found["swap_share"] < 0.10 and found["status"] == "amber"
+    assert report["status"] == plain["status"]
+    assert "challenger-1" in monitoring.rendered(report)[1].decode()
+    assert monitoring.local_shadow(logged) is None
