@@ -18,6 +18,7 @@ import numpy as np
 from credit_api import shadow
 from credit_api.manifest import Distribution
 from credit_api.policy import GRADES, ScoreScale
+from credit_api.schema import FEATURE_NAMES
 from scipy.stats import binomtest, rankdata
 
 from training import fairness, monitor
@@ -71,9 +72,14 @@ def probability(record: Record) -> float | None:
     return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
 
+def _inputs(record: Record) -> Mapping[str, Any]:
+    inputs = record.get("inputs")
+    return inputs if isinstance(inputs, Mapping) else {}
+
+
 def age_band(record: Record) -> str | None:
-    age = (record.get("inputs") or {}).get("age")
-    if not isinstance(age, int | float) or age < fairness.AGE_BANDS[0][1]:
+    age = _inputs(record).get("age")
+    if not isinstance(age, int | float) or isinstance(age, bool) or not age >= fairness.AGE_BANDS[0][1]:
         return None
     return str(fairness.age_bands([age])[0])
 
@@ -174,6 +180,15 @@ def _number(value: float) -> str:
     return f"{value:.4g}"
 
 
+def values(name: str, distribution: Distribution, records: Sequence[Record]) -> list[Any]:
+    """The values of an input (from ``inputs``) or a record field that can be binned like the reference:
+    finite numbers for numeric bins; a record lacking it, or holding something else, is left out."""
+    found = [_inputs(r).get(name) if name in FEATURE_NAMES else r.get(name) for r in records]
+    if distribution.kind == "categorical":
+        return [v for v in found if isinstance(v, str | int) and not isinstance(v, bool)]
+    return [v for v in found if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)]
+
+
 def characteristic(
     distribution: Distribution, values: Sequence[Any], t: Thresholds = THRESHOLDS
 ) -> dict[str, Any]:
@@ -255,9 +270,9 @@ def drift(
     found: dict[str, Any] = {}
     for name, distribution in sorted(reference.items()):
         if name in monitor.RECORD_FIELDS:
-            found[name] = characteristic(distribution, monitor._values(name, scored), t)
-        elif name in monitor.FEATURE_NAMES:
-            found[name] = characteristic(distribution, monitor._values(name, records), t)
+            found[name] = characteristic(distribution, values(name, distribution, scored), t)
+        elif name in FEATURE_NAMES:
+            found[name] = characteristic(distribution, values(name, distribution, records), t)
     scores = {k: v for k, v in found.items() if k in monitor.RECORD_FIELDS}
     inputs = {k: v for k, v in found.items() if k not in monitor.RECORD_FIELDS}
     grade = grades(scored, reference.get("score"), scale, t)

@@ -169,3 +169,26 @@ def test_the_shadow_challenger_is_compared_but_does_not_set_the_overall_status(
     assert report["status"] == plain["status"]
     assert "challenger-1" in monitoring.rendered(report)[1].decode()
     assert monitoring.local_shadow(logged) is None
+
+
+def test_records_with_missing_or_odd_fields_are_skipped_not_fatal(logged: list[dict[str, Any]]) -> None:
+    odd = [
+        {"decision_id": "no-time"},
+        {"created_at": "yesterday", "decision": "approve"},
+        {"created_at": "2026-11-29T10:00:00Z", "decision": "maybe", "inputs": None, "outcome": "yes"},
+        {
+            "created_at": "2026-11-29T10:00:00",
+            "decision": "approve",
+            "inputs": {"age": "old"},
+            "risk_grade": "Z",
+        },
+        {**logged[-1], "probability_of_default": float("nan"), "outcome": {"defaulted": "true"}},
+        {**logged[-1], "shadow": {"model_version": "s", "decision": "approve"}},
+    ]
+    report = monitoring.build(logged + odd, _champion(), DAY, shadow=monitoring.local_shadow(logged + odd))
+    body_json, body_html = monitoring.rendered(report)
+    assert json.loads(body_json)["decisions"] == len(logged) + 4  # two have no readable time
+    valid_copy = logged[-1]["outcome"] is not None  # the last odd record keeps a real outcome
+    assert report["maturity"]["with_outcome"] == sum(r["outcome"] is not None for r in logged) + valid_copy
+    assert report["shadow"] is None
+    assert body_html.decode().endswith("</html>")
