@@ -138,3 +138,32 @@ def test_every_variable_the_monitor_reads_is_in_its_environment(template: dict[s
         template["Resources"]["MonitorFunction"]["Metadata"]
         == template["Resources"]["RetrainFunction"]["Metadata"]
     )
+
+
+@pytest.mark.slow
+def test_credit_monitor_against_the_bucket_writes_both_copies(
+    storage: dict[str, Any], logged: list[dict[str, Any]], tmp_path: Any
+) -> None:
+    testing = pytest.importorskip("typer.testing")  # a dev tool: not in the retrain image
+    from training.cli import app
+
+    names = storage["names"]
+    args = [
+        "monitor",
+        "--bucket",
+        names.bucket,
+        "--table",
+        names.table,
+        "--out",
+        str(tmp_path),
+        "--date",
+        DAY,
+    ]
+    result = testing.CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    in_bucket = json.loads(_object(storage, KEYS["latest"]))
+    local = json.loads((tmp_path / "monitoring" / "latest.json").read_text())
+    assert in_bucket["html"] == KEYS["html"] and local["html"] == f"monitoring/{DAY}/report.html"
+    assert in_bucket["status"] == local["status"]
+    report = json.loads((tmp_path / local["json"]).read_text())
+    assert report["champion"]["model_version"] == storage["pointer"]["model_version"]
