@@ -207,3 +207,13 @@ def test_a_thin_latest_week_has_no_mix_status_but_is_named() -> None:
     assert found["running_week"] is None  # the report ends at a Monday 00:00: W48 is complete
     assert found["latest_complete_week"] == "2026-W48"
     assert (found["latest_approve_share_change"], found["status"]) == (None, "insufficient")
+
+
+def test_an_empty_log_gives_an_insufficient_report_that_still_renders() -> None:
+    from training import monitoring
+
+    report = monitoring.build([], monitoring.Champion(None, None), date(2026, 11, 30))
+    assert report["status"] == "insufficient"
+    assert {line["status"] for line in report["headline"]} == {"insufficient"}
+    body_json, body_html = monitoring.rendered(report)
+    assert b'"status": "insufficient"' in body_json and b"</html>" in body_html
