@@ -86,6 +86,12 @@ def as_of_for(day: date) -> datetime:
     return datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)
 
 
+def visible(records: Sequence[Mapping[str, Any]], day: date) -> list[Mapping[str, Any]]:
+    """The records the report of ``day`` sees: those with a readable time before its end."""
+    as_of = as_of_for(day)
+    return [r for r in records if (m := measures.created(r)) is not None and m < as_of]
+
+
 def build(
     records: Sequence[Mapping[str, Any]],
     champion: Champion,
@@ -97,7 +103,7 @@ def build(
 ) -> dict[str, Any]:
     """The report as a JSON-ready dict: every measure with its status, and the overall status."""
     as_of = as_of_for(day)
-    seen = [r for r in records if (m := measures.created(r)) is not None and m < as_of]
+    seen = visible(records, day)
     recent = [r for r in seen if measures.created(r) >= as_of - timedelta(days=t.drift_window_days)]
     manifest = champion.manifest
     by_grade = outcomes.calibration(seen, as_of, lambda r: r.get("risk_grade"), GRADES, t)
@@ -341,7 +347,7 @@ def run_aws(
     """Read the table and the champion, build the report and write it to the bucket."""
     from training.retrain import scan_decisions, shadow_comparison
 
-    records = scan_decisions(dynamodb, table)
+    records = visible(scan_decisions(dynamodb, table), day)
     champion = champion_from_s3(s3, bucket)
     comparison = shadow_comparison(s3, bucket, records) or local_shadow(records)
     report = build(records, champion, day, shadow=comparison)
