@@ -461,7 +461,7 @@ def monitor(
         import boto3
 
         s3 = boto3.session.Session().client("s3", endpoint_url=endpoint_url)
-    records = _monitor_records(table, db, endpoint_url)
+    records = monitoring.visible(_monitor_records(table, db, endpoint_url), report_day)
     if s3 is not None:
         champion = monitoring.champion_from_s3(s3, bucket)
     else:

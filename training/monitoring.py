@@ -9,8 +9,8 @@ of :mod:`training.monitoring_config`; :mod:`training.monitoring_html` renders):
   per-bin table (characteristic analysis);
 - outcome maturity: a loan's outcome is final only ``performance_window_days`` after its
   decision; figures from younger loans are labelled immature (provisional), never final;
-- with outcomes: AUC and Gini with bootstrap intervals, observed against predicted default rate
-  per grade and per age band (exact binomial test);
+- with outcomes (:mod:`training.monitoring_outcomes`): AUC and Gini with bootstrap intervals,
+  observed against predicted default rate per grade and per age band (exact binomial test);
 - approval rate per age band per month, with the lowest/highest ratio (four-fifths floor);
 - the shadow challenger against the champion, when one ran;
 - model and policy versions per week.
@@ -36,12 +36,17 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+from aws_lambda_powertools import Logger
 from credit_api.manifest import MANIFEST_FILE, Manifest
 from credit_api.model_store import sha256
+from credit_api.policy import GRADES
 
 from training import monitoring_measures as measures
+from training import monitoring_outcomes as outcomes
+from training.fairness import AGE_BANDS
 from training.monitoring_config import THRESHOLDS, Thresholds, worst
 
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "credit-monitor")
 PREFIX = "reports/monitoring"
 LATEST = "latest.json"
 REPORT_VERSION = 1
@@ -81,6 +86,12 @@ def as_of_for(day: date) -> datetime:
     return datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)
 
 
+def visible(records: Sequence[Mapping[str, Any]], day: date) -> list[Mapping[str, Any]]:
+    """The records the report of ``day`` sees: those with a readable time before its end."""
+    as_of = as_of_for(day)
+    return [r for r in records if (m := measures.created(r)) is not None and m < as_of]
+
+
 def build(
     records: Sequence[Mapping[str, Any]],
     champion: Champion,
@@ -92,11 +103,11 @@ def build(
 ) -> dict[str, Any]:
     """The report as a JSON-ready dict: every measure with its status, and the overall status."""
     as_of = as_of_for(day)
-    seen = [r for r in records if (m := measures.created(r)) is not None and m < as_of]
+    seen = visible(records, day)
     recent = [r for r in seen if measures.created(r) >= as_of - timedelta(days=t.drift_window_days)]
     manifest = champion.manifest
-    by_grade = measures.calibration(seen, as_of, lambda r: r.get("risk_grade"), measures.GRADES, t)
-    bands = [label for label, _ in measures.fairness.AGE_BANDS]
+    by_grade = outcomes.calibration(seen, as_of, lambda r: r.get("risk_grade"), GRADES, t)
+    bands = [label for label, _ in AGE_BANDS]
     report: dict[str, Any] = {
         "report_version": REPORT_VERSION,
         "date": day.isoformat(),
@@ -110,10 +121,10 @@ def build(
         "thresholds": asdict(t),
         "volumes": measures.volumes(seen, as_of, t),
         "drift": _drift(recent, champion, t),
-        "maturity": measures.maturity(seen, as_of, t),
-        "performance": measures.performance(seen, as_of, t),
+        "maturity": outcomes.maturity(seen, as_of, t),
+        "performance": outcomes.performance(seen, as_of, t),
         "calibration_by_grade": by_grade,
-        "calibration_by_age_band": measures.calibration(seen, as_of, measures.age_band, bands, t),
+        "calibration_by_age_band": outcomes.calibration(seen, as_of, measures.age_band, bands, t),
         "fairness": measures.fairness_over_time(seen, t),
         "shadow": measures.shadow_summary(shadow, t),
         "versions": measures.versions(seen, champion.version),
@@ -181,9 +192,14 @@ def summary(name: str, m: Mapping[str, Any], report: Mapping[str, Any]) -> str:
         if not m["weeks"]:
             return "no decisions"
         if m["latest_complete_week"] is None:
-            return f"{sum(w['n'] for w in m['weeks'])} decisions: too few complete weeks to compare"
+            return f"{sum(w['n'] for w in m['weeks'])} decisions, no complete week yet"
         last = next(w for w in m["weeks"] if w["week"] == m["latest_complete_week"])
         change = m["latest_approve_share_change"]
+        if change is None:
+            return (
+                f"{last['n']} decisions in {last['week']}, {_pct(last['approve_share'])} approved:"
+                f" too few (under {report['thresholds']['min_week_decisions']}) or no earlier week to compare"
+            )
         return (
             f"{last['n']} decisions in {last['week']}, {_pct(last['approve_share'])} approved,"
             f" {100 * change:+.1f} points against the earlier weeks"
@@ -331,13 +347,14 @@ def run_aws(
     """Read the table and the champion, build the report and write it to the bucket."""
     from training.retrain import scan_decisions, shadow_comparison
 
-    records = scan_decisions(dynamodb, table)
+    records = visible(scan_decisions(dynamodb, table), day)
     champion = champion_from_s3(s3, bucket)
     comparison = shadow_comparison(s3, bucket, records) or local_shadow(records)
     report = build(records, champion, day, shadow=comparison)
     return report, write_s3(s3, bucket, report)
 
 
+@logger.inject_lambda_context(clear_state=True)
 def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     """EventBridge scheduled event in (its ``time`` gives the date); the pointer document out."""
     import boto3
@@ -355,4 +372,5 @@ def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         table,
         when.date(),
     )
+    logger.info("monitoring report written", extra={"date": report["date"], "status": report["status"]})
     return pointer(report, written["html"], written["json"])

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, time, timedelta
 from itertools import pairwise
 from typing import Any
 
@@ -18,7 +18,7 @@ import numpy as np
 from credit_api import shadow
 from credit_api.manifest import Distribution
 from credit_api.policy import GRADES, ScoreScale
-from scipy.stats import binomtest, rankdata
+from credit_api.schema import FEATURE_NAMES
 
 from training import fairness, monitor
 from training.monitoring_config import (
@@ -27,7 +27,6 @@ from training.monitoring_config import (
     Thresholds,
     high_is_bad,
     low_is_bad,
-    p_value_status,
     psi_status,
     worst,
 )
@@ -71,14 +70,19 @@ def probability(record: Record) -> float | None:
     return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
 
+def _inputs(record: Record) -> Mapping[str, Any]:
+    inputs = record.get("inputs")
+    return inputs if isinstance(inputs, Mapping) else {}
+
+
 def age_band(record: Record) -> str | None:
-    age = (record.get("inputs") or {}).get("age")
-    if not isinstance(age, int | float) or age < fairness.AGE_BANDS[0][1]:
+    age = _inputs(record).get("age")
+    if not isinstance(age, int | float) or isinstance(age, bool) or not age >= fairness.AGE_BANDS[0][1]:
         return None
     return str(fairness.age_bands([age])[0])
 
 
-def _share(part: int, whole: int) -> float | None:
+def share(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
@@ -108,11 +112,12 @@ def volumes(records: Sequence[Record], as_of: datetime, t: Thresholds = THRESHOL
                 "approve_share": counts["approve"] / n,
             }
         )
-    running = iso_week(as_of - timedelta(microseconds=1))
+    week_ends_at_as_of = as_of.weekday() == 0 and as_of.timetz() == time(0, tzinfo=as_of.tzinfo)
+    running = None if week_ends_at_as_of else iso_week(as_of - timedelta(microseconds=1))
     complete = [r for r in rows if r["week"] != running]
-    status, change, latest = INSUFFICIENT, None, None
+    latest = complete[-1]["week"] if complete else None
+    status, change = INSUFFICIENT, None
     if len(complete) >= 2 and complete[-1]["n"] >= t.min_week_decisions:
-        latest = complete[-1]["week"]
         earlier = sum(r["approve"] for r in complete[:-1]) / sum(r["n"] for r in complete[:-1])
         change = complete[-1]["approve_share"] - earlier
         status = high_is_bad(abs(change), t.mix_amber, t.mix_red)
@@ -172,6 +177,15 @@ def bin_labels(distribution: Distribution, bins: int) -> list[str]:
 
 def _number(value: float) -> str:
     return f"{value:.4g}"
+
+
+def values(name: str, distribution: Distribution, records: Sequence[Record]) -> list[Any]:
+    """The values of an input (from ``inputs``) or a record field that can be binned like the reference:
+    finite numbers for numeric bins; a record lacking it, or holding something else, is left out."""
+    found = [_inputs(r).get(name) if name in FEATURE_NAMES else r.get(name) for r in records]
+    if distribution.kind == "categorical":
+        return [v for v in found if isinstance(v, str | int) and not isinstance(v, bool)]
+    return [v for v in found if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)]
 
 
 def characteristic(
@@ -255,9 +269,9 @@ def drift(
     found: dict[str, Any] = {}
     for name, distribution in sorted(reference.items()):
         if name in monitor.RECORD_FIELDS:
-            found[name] = characteristic(distribution, monitor._values(name, scored), t)
-        elif name in monitor.FEATURE_NAMES:
-            found[name] = characteristic(distribution, monitor._values(name, records), t)
+            found[name] = characteristic(distribution, values(name, distribution, scored), t)
+        elif name in FEATURE_NAMES:
+            found[name] = characteristic(distribution, values(name, distribution, records), t)
     scores = {k: v for k, v in found.items() if k in monitor.RECORD_FIELDS}
     inputs = {k: v for k, v in found.items() if k not in monitor.RECORD_FIELDS}
     grade = grades(scored, reference.get("score"), scale, t)
@@ -271,174 +285,6 @@ def drift(
     }
 
 
-# ---------------------------------------------------------------- outcome maturity
-
-
-AGE_BUCKETS: tuple[tuple[str, int], ...] = (
-    ("under 3 months", 91),
-    ("3-6 months", 182),
-    ("6-12 months", 365),
-    ("12-24 months", 730),
-    ("24 months or more", 10**9),
-)
-
-
-def is_mature(record: Record, as_of: datetime, t: Thresholds = THRESHOLDS) -> bool:
-    moment = created(record)
-    return moment is not None and (as_of - moment).days >= t.performance_window_days
-
-
-def maturity(records: Sequence[Record], as_of: datetime, t: Thresholds = THRESHOLDS) -> dict[str, Any]:
-    """How many decisions have an outcome and how old they are.
-
-    Status: green once ``min_outcomes`` mature outcomes exist (performance figures are then
-    final), otherwise ``insufficient``: every outcome-based figure is provisional.
-    """
-    ages = [(as_of - m).days for r in records if (m := created(r)) is not None]
-    with_outcome = [r for r in records if defaulted(r) is not None]
-    mature = [r for r in with_outcome if is_mature(r, as_of, t)]
-    buckets = []
-    lower = 0
-    for label, upper in AGE_BUCKETS:
-        inside = [r for r in records if (m := created(r)) is not None and lower <= (as_of - m).days < upper]
-        buckets.append(
-            {
-                "age": label,
-                "decisions": len(inside),
-                "outcomes": sum(defaulted(r) is not None for r in inside),
-            }
-        )
-        lower = upper
-    return {
-        "decisions": len(records),
-        "with_outcome": len(with_outcome),
-        "outcome_share": _share(len(with_outcome), len(records)),
-        "mature_outcomes": len(mature),
-        "mature_defaults": sum(bool(defaulted(r)) for r in mature),
-        "performance_window_days": t.performance_window_days,
-        "decision_age_days": {
-            "min": min(ages) if ages else None,
-            "median": float(np.median(ages)) if ages else None,
-            "max": max(ages) if ages else None,
-        },
-        "by_age": buckets,
-        "status": "green" if len(mature) >= t.min_outcomes else INSUFFICIENT,
-    }
-
-
-def labelled(
-    records: Sequence[Record], as_of: datetime, t: Thresholds = THRESHOLDS
-) -> tuple[list[Record], str]:
-    """The outcomes the performance figures use, and their maturity: ``mature`` (final) or ``immature``.
-
-    Mature outcomes when there are enough of them; otherwise every outcome, labelled immature:
-    the figures are then provisional (young loans have had less time to default).
-    """
-    scored = [r for r in records if defaulted(r) is not None and probability(r) is not None]
-    mature = [r for r in scored if is_mature(r, as_of, t)]
-    if _enough(mature, t):
-        return mature, "mature"
-    return scored, "immature"
-
-
-def _enough(records: Sequence[Record], t: Thresholds) -> bool:
-    defaults = sum(bool(defaulted(r)) for r in records)
-    return (
-        len(records) >= t.min_outcomes and min(defaults, len(records) - defaults) >= t.min_outcomes_per_class
-    )
-
-
-# ---------------------------------------------------------------- performance
-
-
-def bootstrap_auc(labels: np.ndarray, scores: np.ndarray, t: Thresholds = THRESHOLDS) -> list[float | None]:
-    """Percentile bootstrap interval of the ROC AUC over loans (resamples lacking a class are dropped)."""
-    rng = np.random.default_rng(t.seed)
-    n = len(labels)
-    found: list[float] = []
-    chunk = max(1, min(t.bootstrap_resamples, 2_000_000 // max(n, 1)))
-    for start in range(0, t.bootstrap_resamples, chunk):
-        rows = min(chunk, t.bootstrap_resamples - start)
-        index = rng.integers(0, n, size=(rows, n))
-        y, s = labels[index], scores[index]
-        positives = y.sum(axis=1)
-        negatives = n - positives
-        ranks = rankdata(s, axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            aucs = ((ranks * y).sum(axis=1) - positives * (positives + 1) / 2) / (positives * negatives)
-        found.extend(aucs[(positives > 0) & (negatives > 0)].tolist())
-    if not found:
-        return [None, None]
-    lo, hi = fairness.percentile_interval(np.asarray(found)[:, None], t.confidence)
-    return [float(lo[0]), float(hi[0])]
-
-
-def performance(records: Sequence[Record], as_of: datetime, t: Thresholds = THRESHOLDS) -> dict[str, Any]:
-    """ROC AUC and Gini (2 AUC - 1) of the probability of default on loans with an outcome."""
-    rows, basis = labelled(records, as_of, t)
-    labels = np.array([int(bool(defaulted(r))) for r in rows])
-    scores = np.array([probability(r) for r in rows], dtype=float)
-    out: dict[str, Any] = {"n": len(rows), "defaults": int(labels.sum()), "maturity": basis}
-    if not _enough(rows, t):
-        return {
-            **out,
-            "auc": None,
-            "auc_interval": [None, None],
-            "gini": None,
-            "gini_interval": [None, None],
-            "status": INSUFFICIENT,
-        }
-    auc = shadow.roc_auc(labels.tolist(), scores.tolist())
-    interval = bootstrap_auc(labels, scores, t)
-    return {
-        **out,
-        "auc": auc,
-        "auc_interval": interval,
-        "gini": 2 * auc - 1,
-        "gini_interval": [None if v is None else 2 * v - 1 for v in interval],
-        "status": low_is_bad(auc, t.auc_amber, t.auc_red),
-    }
-
-
-def binomial(defaults: int, n: int, predicted: float) -> float:
-    """Two-sided exact binomial p-value of ``defaults`` in ``n`` at default probability ``predicted``."""
-    return float(binomtest(defaults, n, min(max(predicted, 0.0), 1.0), alternative="two-sided").pvalue)
-
-
-def calibration(
-    records: Sequence[Record],
-    as_of: datetime,
-    group_of: Callable[[Record], str | None],
-    groups: Sequence[str],
-    t: Thresholds = THRESHOLDS,
-) -> dict[str, Any]:
-    """Observed against predicted default rate per group, each with an exact binomial test.
-
-    Predicted is the mean probability of default the decisions carried; the test asks whether
-    the observed defaults are plausible under it.
-    """
-    rows, basis = labelled(records, as_of, t)
-    table = []
-    for group in groups:
-        members = [r for r in rows if group_of(r) == group]
-        n = len(members)
-        k = sum(bool(defaulted(r)) for r in members)
-        predicted = float(np.mean([probability(r) for r in members])) if members else None
-        p_value = binomial(k, n, predicted) if n >= t.min_group_outcomes and predicted is not None else None
-        table.append(
-            {
-                "group": group,
-                "n": n,
-                "defaults": k,
-                "observed_rate": _share(k, n),
-                "predicted_rate": predicted,
-                "p_value": p_value,
-                "status": p_value_status(p_value, t),
-            }
-        )
-    return {"maturity": basis, "groups": table, "status": worst([row["status"] for row in table])}
-
-
 # ---------------------------------------------------------------- fairness
 
 
@@ -447,7 +293,7 @@ def approval_by_band(records: Sequence[Record], t: Thresholds = THRESHOLDS) -> d
     bands = [label for label, _ in fairness.AGE_BANDS]
     counts = Counter(age_band(r) for r in records)
     approved = Counter(age_band(r) for r in records if r.get("decision") == "approve")
-    rates = {b: _share(approved[b], counts[b]) for b in bands}
+    rates = {b: share(approved[b], counts[b]) for b in bands}
     counted = [rates[b] for b in bands if counts[b] >= t.min_band_decisions and rates[b] is not None]
     ratio = fairness.min_max_ratio(counted) if len(counted) >= 2 else float("nan")
     ratio_value = None if math.isnan(ratio) else ratio
@@ -484,11 +330,11 @@ def shadow_summary(comparison: Mapping[str, Any] | None, t: Thresholds = THRESHO
         return {"error": comparison["error"], "status": INSUFFICIENT}
     n = comparison["n"]
     swaps = sum(comparison["swaps"].values())
-    swap_share = _share(swaps, n)
+    swap_share = share(swaps, n)
     enough = n >= t.min_shadow_decisions
     return {
         **{k: v for k, v in comparison.items() if k != "swap_rows"},
-        "agreement": _share(comparison["agree"], n),
+        "agreement": share(comparison["agree"], n),
         "swap_share": swap_share,
         "status": high_is_bad(swap_share, t.swap_amber, t.swap_red) if enough else INSUFFICIENT,
     }

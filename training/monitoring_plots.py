@@ -77,18 +77,14 @@ def fairness(report: Mapping[str, Any]) -> str | None:
         return None
     figure, axes = _figure()
     labels = [m["month"] for m in months]
+    least = report["thresholds"]["min_band_decisions"]
     for i, band in enumerate(b["band"] for b in months[0]["bands"]):
-        rates = [next(b for b in m["bands"] if b["band"] == band)["approval_rate"] for m in months]
-        axes.plot(
-            labels,
-            [float("nan") if r is None else r for r in rates],
-            marker="o",
-            label=band,
-            color=BANDS[i % 4],
-        )
+        found = [next(b for b in m["bands"] if b["band"] == band) for m in months]
+        rates = [b["approval_rate"] if b["n"] >= least else float("nan") for b in found]
+        axes.plot(labels, rates, marker="o", label=band, color=BANDS[i % len(BANDS)])
     axes.set_ylim(0, 1.05)
     axes.set_ylabel("approval rate")
-    axes.set_title("Approval rate by age band per month")
+    axes.set_title(f"Approval rate by age band per month (bands with {least}+ decisions in the month)")
     axes.tick_params(axis="x", labelrotation=45, labelsize=7)
     axes.legend(fontsize=8, ncol=4)
     return _uri(figure)

@@ -122,3 +122,48 @@ def test_a_scheduled_event_without_a_time_reports_today(
     event = {k: v for k, v in _event().items() if k != "time"}
     answer = monitoring.handler(event, LambdaContext())
     assert answer["date"] == datetime.now(UTC).date().isoformat()
+
+
+def test_every_variable_the_monitor_reads_is_in_its_environment(template: dict[str, Any]) -> None:
+    from tests.stack.test_template import LOCAL_ONLY, RUNTIME, _env_names_read
+
+    read = _env_names_read([ROOT / "training" / "monitoring.py"])
+    env = function_environment(Resolver(template, names=NAMES), "MonitorFunction")
+    assert {"MODEL_BUCKET", "DECISIONS_TABLE", "POWERTOOLS_SERVICE_NAME"} <= read
+    assert read - LOCAL_ONLY - RUNTIME <= set(env)
+    assert env["POWERTOOLS_SERVICE_NAME"] == "credit-monitor"
+    command = template["Resources"]["MonitorFunction"]["Properties"]["ImageConfig"]["Command"]
+    assert command == ["training.monitoring.handler"] and callable(monitoring.handler)
+    assert (
+        template["Resources"]["MonitorFunction"]["Metadata"]
+        == template["Resources"]["RetrainFunction"]["Metadata"]
+    )
+
+
+@pytest.mark.slow
+def test_credit_monitor_against_the_bucket_writes_both_copies(
+    storage: dict[str, Any], logged: list[dict[str, Any]], tmp_path: Any
+) -> None:
+    testing = pytest.importorskip("typer.testing")  # a dev tool: not in the retrain image
+    from training.cli import app
+
+    names = storage["names"]
+    args = [
+        "monitor",
+        "--bucket",
+        names.bucket,
+        "--table",
+        names.table,
+        "--out",
+        str(tmp_path),
+        "--date",
+        DAY,
+    ]
+    result = testing.CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    in_bucket = json.loads(_object(storage, KEYS["latest"]))
+    local = json.loads((tmp_path / "monitoring" / "latest.json").read_text())
+    assert in_bucket["html"] == KEYS["html"] and local["html"] == f"monitoring/{DAY}/report.html"
+    assert in_bucket["status"] == local["status"]
+    report = json.loads((tmp_path / local["json"]).read_text())
+    assert report["champion"]["model_version"] == storage["pointer"]["model_version"]

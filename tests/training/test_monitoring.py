@@ -11,6 +11,7 @@ from credit_api.policy import ScoreScale
 
 from training import monitoring_config as cfg
 from training import monitoring_measures as measures
+from training import monitoring_outcomes as outcomes
 from training.monitoring_config import Thresholds
 
 AS_OF = datetime(2026, 12, 1, tzinfo=UTC)
@@ -78,8 +79,8 @@ def test_the_exact_binomial_test_by_hand() -> None:
     # 3 defaults in 10 loans at a predicted 10%: every outcome of 3 or more is at most as likely
     # as 3 itself (P(3) = 0.0574) and none below it is, so p = P(X >= 3) = 1 - P(0) - P(1) - P(2).
     by_hand = 1 - (0.9**10 + 10 * 0.1 * 0.9**9 + 45 * 0.1**2 * 0.9**8)
-    assert measures.binomial(3, 10, 0.10) == pytest.approx(by_hand) == pytest.approx(0.0702, abs=1e-4)
-    assert measures.binomial(1, 10, 0.10) == pytest.approx(1.0)
+    assert outcomes.binomial(3, 10, 0.10) == pytest.approx(by_hand) == pytest.approx(0.0702, abs=1e-4)
+    assert outcomes.binomial(1, 10, 0.10) == pytest.approx(1.0)
 
 
 def test_calibration_per_group_tests_observed_against_the_mean_predicted_rate() -> None:
@@ -93,7 +94,7 @@ def test_calibration_per_group_tests_observed_against_the_mean_predicted_rate() 
     rows += [
         record(60, risk_grade="B", probability_of_default=0.1, outcome={"defaulted": False}) for _ in range(5)
     ]
-    found = measures.calibration(rows, AS_OF, lambda r: r.get("risk_grade"), ["A", "B"], t)
+    found = outcomes.calibration(rows, AS_OF, lambda r: r.get("risk_grade"), ["A", "B"], t)
     a, b = found["groups"]
     assert (a["n"], a["defaults"], a["observed_rate"], a["predicted_rate"]) == (
         10,
@@ -123,16 +124,16 @@ def test_maturity_labels_figures_from_young_loans_immature() -> None:
     ]
     old = [record(400 + i, probability_of_default=i / 10, outcome={"defaulted": i > 5}) for i in range(10)]
     rows = young + old + [record(10)]
-    found = measures.maturity(rows, AS_OF, t)
+    found = outcomes.maturity(rows, AS_OF, t)
     assert (found["decisions"], found["with_outcome"], found["mature_outcomes"]) == (51, 50, 10)
     assert found["status"] == "insufficient"  # 10 mature outcomes are fewer than 20
-    assert measures.labelled(rows, AS_OF, t)[1] == "immature"
-    performance = measures.performance(rows, AS_OF, t)
+    assert outcomes.labelled(rows, AS_OF, t)[1] == "immature"
+    performance = outcomes.performance(rows, AS_OF, t)
     assert performance["maturity"] == "immature" and performance["n"] == 50
     more_old = old + [
         record(500 + i, probability_of_default=0.5, outcome={"defaulted": i < 5}) for i in range(10)
     ]
-    chosen, basis = measures.labelled(young + more_old, AS_OF, t)
+    chosen, basis = outcomes.labelled(young + more_old, AS_OF, t)
     assert basis == "mature" and len(chosen) == 20
 
 
@@ -144,13 +145,13 @@ def test_auc_and_its_bootstrap_interval() -> None:
         record(1, probability_of_default=p, outcome={"defaulted": d})
         for p, d in ((0.1, False), (0.4, False), (0.35, True), (0.8, True))
     ]
-    found = measures.performance(rows, AS_OF, t)
+    found = outcomes.performance(rows, AS_OF, t)
     assert found["auc"] == pytest.approx(0.75)  # 3 of the 4 (default, good) pairs ranked right
     assert found["gini"] == pytest.approx(0.5)
     lo, hi = found["auc_interval"]
     assert 0.0 <= lo <= 0.75 <= hi <= 1.0
     separated = [record(1, probability_of_default=i / 10, outcome={"defaulted": i >= 5}) for i in range(10)]
-    perfect = measures.performance(separated, AS_OF, t)
+    perfect = outcomes.performance(separated, AS_OF, t)
     assert perfect["auc"] == 1.0 and perfect["auc_interval"] == [1.0, 1.0]
 
 
@@ -194,3 +195,25 @@ def test_report_date_bounds_what_the_report_sees() -> None:
     report = monitoring.build(rows, monitoring.Champion(None, None), date(2026, 11, 30))
     assert report["decisions"] == 1 and report["as_of"] == "2026-12-01T00:00:00Z"
     assert report["drift"]["status"] == "insufficient"
+
+
+def test_a_thin_latest_week_has_no_mix_status_but_is_named() -> None:
+    monday = datetime(2026, 11, 30, tzinfo=UTC)
+    rows = [
+        {"created_at": (monday - timedelta(days=d, hours=1)).isoformat(), "decision": "approve"}
+        for d in range(14)
+    ]
+    found = measures.volumes(rows, monday, Thresholds(min_week_decisions=50))
+    assert found["running_week"] is None  # the report ends at a Monday 00:00: W48 is complete
+    assert found["latest_complete_week"] == "2026-W48"
+    assert (found["latest_approve_share_change"], found["status"]) == (None, "insufficient")
+
+
+def test_an_empty_log_gives_an_insufficient_report_that_still_renders() -> None:
+    from training import monitoring
+
+    report = monitoring.build([], monitoring.Champion(None, None), date(2026, 11, 30))
+    assert report["status"] == "insufficient"
+    assert {line["status"] for line in report["headline"]} == {"insufficient"}
+    body_json, body_html = monitoring.rendered(report)
+    assert b'"status": "insufficient"' in body_json and b"</html>" in body_html

@@ -137,3 +137,58 @@ def test_the_html_obeys_the_pages_content_security_policy(logged: list[dict[str,
     assert not re.search(r"\son[a-z]+\s*=", html, re.IGNORECASE)
     head, body = html.split("</head>", 1)
     assert "<style>" in head and "<style" not in body
+
+
+def test_the_shadow_challenger_is_compared_but_does_not_set_the_overall_status(
+    logged: list[dict[str, Any]],
+) -> None:
+    """Every tenth approval declined by the shadow: an amber swap set; the report's status stays as it was."""
+    shadowed = [
+        {
+            **r,
+            "shadow": {
+                "model_version": "challenger-1",
+                "probability_of_default": r["probability_of_default"],
+                "decision": "decline" if r["decision"] == "approve" and i % 10 == 0 else r["decision"],
+            },
+        }
+        for i, r in enumerate(logged)
+    ]
+    plain = monitoring.build(logged, _champion(), DAY)
+    report = monitoring.build(shadowed, _champion(), DAY, shadow=monitoring.local_shadow(shadowed))
+    found = report["shadow"]
+    approvals = [i for i, r in enumerate(logged) if r["decision"] == "approve"]
+    swapped = sum(1 for i in approvals if i % 10 == 0)
+    assert found["shadow_version"] == "challenger-1" and found["n"] == len(logged)
+    assert found["swaps"]["champion_approves_shadow_declines"] == swapped
+    assert found["swap_share"] == pytest.approx(swapped / len(logged))
+    assert found["agreement"] == pytest.approx(1 - swapped / len(logged))
+    assert found["auc"]["champion"] == found["auc"]["shadow"]  # same probabilities on the same loans
+    assert "swap_rows" not in found
+    assert 0.05 <= found["swap_share"] < 0.10 and found["status"] == "amber"
+    assert report["status"] == plain["status"]
+    assert "challenger-1" in monitoring.rendered(report)[1].decode()
+    assert monitoring.local_shadow(logged) is None
+
+
+def test_records_with_missing_or_odd_fields_are_skipped_not_fatal(logged: list[dict[str, Any]]) -> None:
+    odd = [
+        {"decision_id": "no-time"},
+        {"created_at": "yesterday", "decision": "approve"},
+        {"created_at": "2026-11-29T10:00:00Z", "decision": "maybe", "inputs": None, "outcome": "yes"},
+        {
+            "created_at": "2026-11-29T10:00:00",
+            "decision": "approve",
+            "inputs": {"age": "old"},
+            "risk_grade": "Z",
+        },
+        {**logged[-1], "probability_of_default": float("nan"), "outcome": {"defaulted": "true"}},
+        {**logged[-1], "shadow": {"model_version": "s", "decision": "approve"}},
+    ]
+    report = monitoring.build(logged + odd, _champion(), DAY, shadow=monitoring.local_shadow(logged + odd))
+    body_json, body_html = monitoring.rendered(report)
+    assert json.loads(body_json)["decisions"] == len(logged) + 4  # two have no readable time
+    valid_copy = logged[-1]["outcome"] is not None  # the last odd record keeps a real outcome
+    assert report["maturity"]["with_outcome"] == sum(r["outcome"] is not None for r in logged) + valid_copy
+    assert report["shadow"] is None
+    assert body_html.decode().endswith("</html>")
