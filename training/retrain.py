@@ -68,10 +68,9 @@ import numpy as np
 import pandas as pd
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
-from credit_api import policy_store, registry, shadow
+from credit_api import manifest, policy_store, registry, shadow
 from credit_api.aws import error_code
 from credit_api.decision_log import from_attribute
-from credit_api.manifest import Manifest
 from credit_api.model_store import POINTER_KEY, LoadedModel
 from credit_api.policy import Policy
 from credit_api.schema import FEATURE_NAMES, TARGET, Applicant
@@ -182,9 +181,9 @@ class PolicyInForce:
     error: str | None = None
     """Why the published policy could not be read; the gate then keeps the champion."""
 
-    def of(self, manifest: Manifest) -> Policy:
-        """The policy ``manifest``'s model would decide under if it served."""
-        return self.published if self.published is not None else manifest.policy
+    def of(self, model: manifest.Manifest) -> Policy:
+        """The policy the model of this manifest would decide under if it served."""
+        return self.published if self.published is not None else model.policy
 
 
 @dataclass(frozen=True)
@@ -402,7 +401,7 @@ def policy_in_force(s3: Any, bucket: str) -> PolicyInForce:
 def age_gate(
     frame: pd.DataFrame,
     challenger_oof: np.ndarray,
-    challenger_manifest: Manifest,
+    challenger_manifest: manifest.Manifest,
     champion: LoadedModel | None,
     policy: PolicyInForce,
 ) -> AgeGate:
@@ -477,7 +476,7 @@ class _Run:
     outcomes: Outcomes
     challenger: Challenger
     report_key: str
-    challenger_manifest: Manifest
+    challenger_manifest: manifest.Manifest
     policy: PolicyInForce
 
 
@@ -569,7 +568,9 @@ def retrain(
             extra={"rows": len(frame), "outcomes": len(outcomes.rows), "rejected": outcomes.rejected},
         )
         challenger = trainer(frame, out_dir=work / "challenger", seed=seed, quick=settings.quick)
-        challenger_manifest = Manifest.model_validate_json(Path(challenger.manifest_path).read_text())
+        challenger_manifest = manifest.Manifest.model_validate_json(
+            Path(challenger.manifest_path).read_text()
+        )
         run = _Run(
             s3,
             settings.bucket,
