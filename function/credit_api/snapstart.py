@@ -7,8 +7,9 @@ live in the snapshot) and one inference runs (scored only, never recorded as a d
 After restore, in this order: the AWS clients are dropped and made again
 (:func:`credit_api.aws.reset_clients`: the snapshot's connection pools and the credentials its
 sessions resolved belong to the environment that took it), the random generators are reseeded,
-Powertools' metric state is cleared, and the champion pointer is re-read with the new S3
-client (it may have changed since the snapshot). One log line says a restore happened.
+Powertools' metric state is cleared, the champion pointer is re-read with the new S3 client
+(it may have changed since the snapshot) and the new DynamoDB client reads one absent id (its
+connection is then open). One log line says a restore happened.
 
 The Lambda Python runtime provides ``snapshot_restore_py``; elsewhere (tests, uvicorn, the
 benchmark) it is absent and the hooks are kept here only, run by :func:`run_before_snapshot`
@@ -23,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from credit_api import aws
-from credit_api.decision_log import DynamoDecisionLog
+from credit_api.decision_log import DecisionLogUnavailable, DynamoDecisionLog
 from credit_api.model_store import ModelStore
 from credit_api.observability import logger, metrics
 from credit_api.schema import EXAMPLE_APPLICANT
@@ -45,12 +46,29 @@ def _runtime_registrars() -> tuple[Callable[[Hook], Any], Callable[[Hook], Any]]
 
 RESTORE_MESSAGE = "snapstart restore"
 """The log line after-restore writes: search for it to see restores (docs/runbook.md)."""
+WARM_UP_ID = "snapstart-warm-up"
+"""The decision id the after-restore hook reads: never a decision's (those are UUIDs)."""
+WARM_UP_SECONDS = 1.0
+"""No attempt of that read starts later than this: the hook stays far inside Lambda's 10 s."""
 
 
 def _make_clients(log: Any) -> None:
     """Make the clients a request will use (the store's S3 one is made by its first load)."""
     if isinstance(log, DynamoDecisionLog):
         log.client  # noqa: B018 -- the property makes the client
+
+
+def _connect(log: Any) -> None:
+    """Open the new DynamoDB client's connection with one read of an absent id, so the first
+    request after a restore does not pay the connection (a TLS handshake in AWS) and the
+    client's first-call set-up. Best effort: an outage is logged, and that request retries."""
+    if not isinstance(log, DynamoDecisionLog):
+        return
+    try:
+        with aws.deadline(WARM_UP_SECONDS):
+            log.get(WARM_UP_ID)
+    except DecisionLogUnavailable as exc:
+        logger.warning("snapstart warm-up read failed", extra={"reason": str(exc)})
 
 
 def warm(store: ModelStore, log: Any = None) -> None:
@@ -71,7 +89,7 @@ def renew(store: ModelStore, log: Any = None) -> None:
     store.recheck()
     store.current()
     store.settle(store.settings.champion_wait_seconds)
-    _make_clients(log)
+    _connect(log)
     logger.info(
         RESTORE_MESSAGE,
         extra={

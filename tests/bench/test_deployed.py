@@ -24,6 +24,8 @@ def test_every_step_of_the_deployed_cold_start_is_timed(result: dict) -> None:
     for key, _label in deployed.PARTS:
         assert phases[key] > 0, key
     assert len(phases["warm_ms"]) == 5 and min(phases["warm_ms"]) > 0
+    assert len(phases["after_restore_ms"]) == len(phases["first_after_restore_ms"]) == 5
+    assert min(phases["first_after_restore_ms"]) > 0
 
 
 def test_the_section_reports_the_measured_numbers_and_the_snapstart_target(result: dict) -> None:

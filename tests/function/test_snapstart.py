@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from credit_api import aws, snapstart
 from credit_api.api import create_app
-from credit_api.decision_log import SqliteDecisionLog
+from credit_api.decision_log import DynamoDecisionLog, SqliteDecisionLog
 from credit_api.lambda_handler import make_handler
 from credit_api.model_store import ModelStore, publish
 from credit_api.service import random_ids
@@ -157,3 +157,30 @@ def test_restore_writes_one_log_line_with_what_it_renewed(
     assert line["clients_renewed"] == 2
     assert line["model_version"] == "champion-1"
     assert line["restore_hook_ms"] >= 0
+
+
+def test_restore_opens_the_decision_logs_connection_with_one_read_and_no_write(
+    s3: Any, dynamodb: Any, settings: Settings, tmp_path: Path, hooks: None
+) -> None:
+    publish(s3, BUCKET, model_copy(tmp_path, "v1", version="champion-1"))
+    log = DynamoDecisionLog(TABLE, client=dynamodb, idempotency_table=IDEMPOTENCY)
+    snapstart.install(s3_store(settings, s3), log)
+    snapstart.run_before_snapshot()
+    calls = _calls(dynamodb)
+    snapstart.run_after_restore()
+    assert calls == ["GetItem"]
+    assert dynamodb.scan(TableName=TABLE)["Count"] == 0
+
+
+def test_an_unreachable_decision_log_at_restore_is_logged_and_does_not_stop_the_restore(
+    s3: Any, settings: Settings, tmp_path: Path, hooks: None, stdout: Any
+) -> None:
+    publish(s3, BUCKET, model_copy(tmp_path, "v1", version="champion-1"))
+    log = DynamoDecisionLog(TABLE, endpoint_url="http://127.0.0.1:9")  # nothing listens there
+    snapstart.install(s3_store(settings, s3), log)
+    snapstart.run_before_snapshot()
+    snapstart.run_after_restore()
+    records = log_records(stdout())
+    assert [r for r in records if r["message"] == "snapstart warm-up read failed"]
+    (line,) = [r for r in records if r["message"] == snapstart.RESTORE_MESSAGE]
+    assert line["restore_hook_ms"] < 5000
