@@ -36,7 +36,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from credit_api.manifest import MANIFEST_FILE, Manifest
 from credit_api.model_store import sha256
 from credit_api.policy import GRADES
@@ -47,6 +48,10 @@ from training.fairness import AGE_BANDS
 from training.monitoring_config import THRESHOLDS, Thresholds, worst
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "credit-monitor")
+metrics = Metrics(
+    service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "credit-monitor",
+    namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "LoanDefault",
+)
 PREFIX = "reports/monitoring"
 LATEST = "latest.json"
 REPORT_VERSION = 1
@@ -354,6 +359,41 @@ def run_aws(
     return report, write_s3(s3, bucket, report)
 
 
+def drift_psi(report: Mapping[str, Any]) -> dict[str, float]:
+    """PSI of the score and of each input, where the report has one (enough recent decisions)."""
+    drift = report.get("drift") or {}
+    found = {**(drift.get("scores") or {}), **(drift.get("inputs") or {})}
+    return {
+        name: m["psi"] for name, m in found.items() if isinstance(m, Mapping) and m.get("psi") is not None
+    }
+
+
+def record_metrics(report: Mapping[str, Any]) -> None:
+    """The day's drift as EMF: ``DriftPsiMax`` feeds the template's DriftAlarm, ``DriftPsi`` per input.
+
+    The alarm treats a missing ``DriftPsiMax`` as breaching, so a day without one pages: the
+    function failed (MonitorFailedAlarm too), or fewer recent decisions than
+    ``min_drift_sample`` left drift unmeasured, which is not "stable" either. Emitted whether or
+    not a retrain runs that day; the retrain's own figure (service ``credit-retrain``) goes
+    into its report.
+    """
+    psi = drift_psi(report)
+    metrics.add_metric(name="MonitoringReports", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="MonitoringDecisions", unit=MetricUnit.Count, value=report.get("decisions") or 0)
+    if psi:
+        metrics.add_metric(name="DriftPsiMax", unit=MetricUnit.NoUnit, value=max(psi.values()))
+    for name, value in sorted(psi.items()):
+        with single_metric(
+            name="DriftPsi",
+            unit=MetricUnit.NoUnit,
+            value=value,
+            namespace=metrics.namespace,
+            default_dimensions={"service": metrics.service, "input": name},
+        ):
+            pass
+
+
+@metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     """EventBridge scheduled event in (its ``time`` gives the date); the pointer document out."""
@@ -372,5 +412,6 @@ def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         table,
         when.date(),
     )
+    record_metrics(report)
     logger.info("monitoring report written", extra={"date": report["date"], "status": report["status"]})
     return pointer(report, written["html"], written["json"])

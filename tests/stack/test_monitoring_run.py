@@ -8,7 +8,11 @@ is allowed by its policy, which grants nothing more.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Mapping
+from datetime import date
 from typing import Any
 
 import pytest
@@ -17,7 +21,7 @@ from credit_api.decision_log import DynamoDecisionLog
 from infra.template import ROOT, Resolver, function_environment
 from tests.stack.aws_calls import allowed, policy_actions, recorded_calls
 from tests.stack.test_permissions import FUNCTION_CODE, NAMES, TRAINING_CODE, code_actions, statements
-from tests.support import LambdaContext, load_event
+from tests.support import LambdaContext, emf_records, load_event, metric_names, metric_values
 from tests.training import monitoring_support as support
 from training import monitoring
 
@@ -167,3 +171,62 @@ def test_credit_monitor_against_the_bucket_writes_both_copies(
     assert in_bucket["status"] == local["status"]
     report = json.loads((tmp_path / local["json"]).read_text())
     assert report["champion"]["model_version"] == storage["pointer"]["model_version"]
+
+
+EMIT_METRICS = """
+import json, sys
+from training import monitoring
+monitoring.record_metrics(json.loads(sys.stdin.read()))
+monitoring.metrics.flush_metrics(raise_on_empty_metrics=False)
+"""
+
+
+def emitted_metrics(report: Mapping[str, Any], storage: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """EMF records ``record_metrics`` prints in a process with the MonitorFunction's template environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POWERTOOLS_", "AWS_"))}
+    env.update(function_environment(storage["resolver"], "MonitorFunction"))
+    process = subprocess.run(
+        [sys.executable, "-c", EMIT_METRICS],
+        input=json.dumps(report),
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return emf_records(process.stdout)
+
+
+def test_the_days_drift_is_the_metric_the_drift_alarm_watches(
+    storage: dict[str, Any], logged: list[dict[str, Any]], template: dict[str, Any]
+) -> None:
+    monitoring.handler(_event(), LambdaContext())
+    report = json.loads(_object(storage, KEYS["json"]))
+    psi = monitoring.drift_psi(report)
+    assert {"score", "age"} <= set(psi)  # the score and every input with enough recent decisions
+    alarm = template["Resources"]["DriftAlarm"]["Properties"]
+    records = emitted_metrics(report, storage)
+    (record,) = [r for r in records if alarm["MetricName"] in metric_names(r)]
+    assert metric_values([record], alarm["MetricName"]) == [pytest.approx(max(psi.values()))]
+    (dimension,) = alarm["Dimensions"]
+    assert record[dimension["Name"]] == dimension["Value"]
+    (directive,) = record["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == template["Parameters"]["MetricsNamespace"]["Default"]
+    per_input = {
+        r["input"]: metric_values([r], "DriftPsi")[0] for r in records if "DriftPsi" in metric_names(r)
+    }
+    assert per_input == pytest.approx(psi)
+
+
+def test_unmeasured_drift_sends_no_figure_so_the_alarm_breaches(
+    storage: dict[str, Any], template: dict[str, Any]
+) -> None:
+    report = monitoring.build(
+        support.records(days=200)[:20], monitoring.Champion(None, None), date(2026, 11, 30)
+    )
+    assert monitoring.drift_psi(report) == {}
+    records = emitted_metrics(report, storage)
+    names = set().union(*(metric_names(r) for r in records))
+    assert "DriftPsiMax" not in names and "MonitoringReports" in names
+    assert template["Resources"]["DriftAlarm"]["Properties"]["TreatMissingData"] == "breaching"

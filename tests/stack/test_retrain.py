@@ -435,7 +435,7 @@ def emitted_metrics(result: retrain.RetrainResult, template: dict[str, Any]) -> 
 
 
 @pytest.mark.slow
-def test_drifted_traffic_raises_the_metric_the_alarm_watches(
+def test_drifted_traffic_shows_in_the_retrain_drift_metrics(
     deployed: dict[str, Any], template: dict[str, Any]
 ) -> None:
     frame = load_data().sample(150, random_state=2)
@@ -447,16 +447,17 @@ def test_drifted_traffic_raises_the_metric_the_alarm_watches(
     assert {"age", "months_loan_duration"} <= set(drift["alerts"])
     assert drift["psi"]["checking_balance"] < monitor.DRIFT_ALERT  # untouched inputs stay stable
 
+    # the DriftAlarm watches the daily monitor's figure (tests/stack/test_monitoring_run.py); the
+    # retrain's own goes under its service, beside its report
     records = emitted_metrics(result, template)
-    alarm = template["Resources"]["DriftAlarm"]["Properties"]
-    (record,) = [r for r in records if alarm["MetricName"] in metric_names(r)]
-    assert metric_values([record], alarm["MetricName"]) == [pytest.approx(drift["max_psi"])]
-    assert drift["max_psi"] > alarm["Threshold"]
-    (dimension,) = alarm["Dimensions"]
-    assert record[dimension["Name"]] == dimension["Value"]
+    (record,) = [r for r in records if "DriftPsiMax" in metric_names(r)]
+    assert metric_values([record], "DriftPsiMax") == [pytest.approx(drift["max_psi"])]
+    assert drift["max_psi"] > monitor.DRIFT_ALERT
+    service = template["Resources"]["RetrainFunction"]["Properties"]["Environment"]["Variables"]
+    assert record["service"] == service["POWERTOOLS_SERVICE_NAME"]
     (directive,) = record["_aws"]["CloudWatchMetrics"]
     assert directive["Namespace"] == template["Parameters"]["MetricsNamespace"]["Default"]
-    assert [dimension["Name"]] in directive["Dimensions"]
+    assert ["service"] in directive["Dimensions"]
     per_input = {
         r["input"]: metric_values([r], "DriftPsi")[0] for r in records if "DriftPsi" in metric_names(r)
     }

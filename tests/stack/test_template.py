@@ -312,10 +312,13 @@ def test_alarms_watch_the_api_the_functions_drift_and_the_retrain(template: dict
     _alarm(template, "AWS/Lambda", "Errors", {"Ref": "PredictFunction"})
     _alarm(template, "AWS/Lambda", "Throttles", {"Ref": "PredictFunction"})
     _alarm(template, "AWS/Lambda", "Errors", {"Ref": "RetrainFunction"})
-    service = template["Resources"]["RetrainFunction"]["Properties"]["Environment"]["Variables"]
+    service = template["Resources"]["MonitorFunction"]["Properties"]["Environment"]["Variables"]
     drift = _alarm(template, {"Ref": "MetricsNamespace"}, "DriftPsiMax", service["POWERTOOLS_SERVICE_NAME"])
     assert drift["Threshold"] == monitor.DRIFT_ALERT == 0.25
     assert drift["ComparisonOperator"] == "GreaterThanThreshold"
+    # the daily monitor feeds it: a day without a figure (a crashed run) must page, not go quiet
+    assert drift["TreatMissingData"] == "breaching"
+    assert drift["Period"] == 86400
     for alarm in resources_of_type(template, "AWS::CloudWatch::Alarm").values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}]
 
