@@ -54,7 +54,7 @@ def partitions(since: datetime, until: datetime) -> list[str]:
     return [f"{day.isoformat()}#{shard}" for day in days(since, until) for shard in range(DAY_SHARDS)]
 
 
-def _query(dynamodb: Any, table: str, partition: str, since: str) -> list[Record]:
+def _query(dynamodb: Any, table: str, partition: str, since: str, page_size: int | None) -> list[Record]:
     """One index partition's decisions created at ``since`` or later, every page."""
     pages = dynamodb.get_paginator("query").paginate(
         TableName=table,
@@ -62,20 +62,26 @@ def _query(dynamodb: Any, table: str, partition: str, since: str) -> list[Record
         KeyConditionExpression="#day = :day AND created_at >= :since",
         ExpressionAttributeNames={"#day": DAY_KEY},
         ExpressionAttributeValues={":day": {"S": partition}, ":since": {"S": since}},
+        PaginationConfig={"PageSize": page_size} if page_size else {},
     )
     return [record_of(item) for page in pages for item in page["Items"]]
 
 
-def window(dynamodb: Any, table: str, since: datetime, until: datetime | None = None) -> list[Record]:
+def window(
+    dynamodb: Any, table: str, since: datetime, until: datetime | None = None, page_size: int | None = None
+) -> list[Record]:
     """Decisions created from ``since`` to the end of ``until``'s day (default: now), oldest first.
 
+    ``page_size`` caps the items per Query page (DynamoDB's own cap is 1 MB, about 250 records).
     The index is eventually consistent: a decision made in the last second may not be in it yet,
-    which a drift window or a training set does not notice.
+    which a drift window does not notice.
     """
     until = until or datetime.now(UTC)
     start = iso(since)
     with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="decision-reads") as pool:
-        parts = list(pool.map(lambda p: _query(dynamodb, table, p, start), partitions(since, until)))
+        parts = list(
+            pool.map(lambda p: _query(dynamodb, table, p, start, page_size), partitions(since, until))
+        )
     records = [record for part in parts for record in part]
     records.sort(key=lambda r: str(r.get("created_at") or ""))
     return records
