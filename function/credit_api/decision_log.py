@@ -12,6 +12,10 @@ only ever given fresh random (version 4) ids, which cannot collide; SQLite refus
 id and fails the whole batch. Outcomes are stored on the decision record and never
 overwritten by a different outcome.
 
+In DynamoDB each decision item also carries ``day_shard`` (``YYYY-MM-DD#n``), the partition key
+of the table's ``by-day`` index (:data:`DAY_INDEX`, read by :mod:`credit_api.decision_reads`):
+a storage key, added on write and left out on read.
+
 Idempotency rests on claims, not on ids: the first request with a key writes a claim
 atomically (DynamoDB: a conditional PutItem on ``IDEMPOTENCY_TABLE``, partition key
 ``idempotency_id``; SQLite: the ``claims`` table of the same file), and every other request
