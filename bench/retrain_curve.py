@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -149,10 +150,16 @@ def run_child(rows: int, quick: bool, timeout: float) -> dict[str, Any]:
         if quick:
             command.append("--quick")
         env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'function'}"}
+        # Its own process group: on a timeout its joblib fold workers are stopped with it.
+        child = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
         try:
-            subprocess.run(command, cwd=ROOT, env=env, check=True, timeout=timeout)
+            code = child.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
             return {"rows": rows, "quick": quick, "timed_out_after_s": timeout}
+        if code != 0:
+            raise RuntimeError(f"the {rows}-row run failed with exit code {code}")
         return json.loads(Path(out.name).read_text())
 
 

@@ -59,3 +59,9 @@ def test_the_projection_scales_the_full_time_by_the_quick_growth() -> None:
     ]
     (line,) = retrain_curve.projections(runs)
     assert line.startswith("- **Projection, not a measurement:**") and "about 3200 s" in line
+
+
+def test_a_size_over_its_time_is_reported_and_stopped() -> None:
+    result = retrain_curve.run_child(300, quick=True, timeout=1)
+    assert result == {"rows": 300, "quick": True, "timed_out_after_s": 1}
+    assert retrain_curve.verdict(result) == "not finished in 1 s"
