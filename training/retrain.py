@@ -3,7 +3,7 @@
 One run:
 
 1. Read ``data/credit.csv`` from the model bucket and the decisions with an outcome (or a shadow
-   score) from the decisions table (:func:`scan_decisions`, which says why that is still a Scan).
+   score) from the decisions table (:func:`scan_outcomes`, which says why that is still a Scan).
    Decisions with a recorded outcome become extra training rows (their inputs, ``default`` =
    the outcome); rows that no longer pass the applicant schema are counted and left out.
 2. Drift: PSI of each input and of the score, decisions of the last ``DRIFT_WINDOW_DAYS`` (read
@@ -63,7 +63,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from credit_api import registry, shadow
 from credit_api.aws import error_code
-from credit_api.decision_log import record_of
+from credit_api.decision_log import DAY_KEY, from_attribute, record_of
 from credit_api.decision_reads import window
 from credit_api.model_store import POINTER_KEY, LoadedModel
 from credit_api.schema import FEATURE_NAMES, TARGET, Applicant
@@ -180,6 +180,16 @@ def read_base_frame(s3: Any, bucket: str, work_dir: Path) -> pd.DataFrame:
 
 
 def scan_decisions(dynamodb: Any, table: str) -> list[dict[str, Any]]:
+    """Every decision record in the table (a Scan; for readers that need all of them)."""
+    records = []
+    for page in dynamodb.get_paginator("scan").paginate(TableName=table):
+        records.extend(
+            {k: from_attribute(v) for k, v in item.items() if k != DAY_KEY} for item in page["Items"]
+        )
+    return records
+
+
+def scan_outcomes(dynamodb: Any, table: str) -> list[dict[str, Any]]:
     """Every decision with an outcome or a shadow score: all the training rows and the shadow comparison use.
 
     Still a Scan, unlike the drift window (:func:`credit_api.decision_reads.window`): outcomes
@@ -408,7 +418,7 @@ def retrain(
     with tempfile.TemporaryDirectory(prefix="retrain-") as tmp:
         work = Path(tmp)
         started_from, champion = current_champion(s3, settings.bucket)
-        records = scan_decisions(dynamodb, settings.table)
+        records = scan_outcomes(dynamodb, settings.table)
         outcomes = outcome_rows(records)
         base = read_base_frame(s3, settings.bucket, work)
         frame = combined_frame(base, outcomes.rows)
