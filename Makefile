@@ -12,7 +12,7 @@ export SAM_CLI_TELEMETRY := 0
 # Browser tests drive Debian's chromium; Playwright must never download its own.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: run test test-fast install browser train lint static checkov fuzz bench load local-stack sam clean test-retrain-312 asl
+.PHONY: run test test-fast install browser train lint static checkov fuzz bench load local-stack sam clean test-retrain-312 asl retrain-curve
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -114,6 +114,13 @@ bench: install function/model/model.onnx
 # check of the decision log; writes the load section of BENCHMARKS.md. A few minutes.
 load: install function/model/model.onnx
 	$(BIN)/credit load
+
+# The retrain's training step (training.train.train with the retrain's bounded search) at 1,000,
+# 10,000 and 100,000 rows, each in its own process: wall time and peak memory; writes the
+# "Retrain time and memory by rows" section of BENCHMARKS.md. Long: tens of minutes on 2 cores
+# (RETRAIN_CURVE_ARGS="--quick" for the quick protocol, labelled so in the table).
+retrain-curve: install
+	PYTHONPATH=$(CURDIR):$(CURDIR)/function $(BIN)/python -m bench.retrain_curve --write $(RETRAIN_CURVE_ARGS)
 
 test-fast: install
 	$(BIN)/pytest

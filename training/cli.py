@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Any, get_args
 
 import typer
 
-from training import cli_models, cli_policy
+from training import cli_decisions, cli_models, cli_policy
 
 if TYPE_CHECKING:
     from credit_api.service import DecisionService
@@ -44,6 +44,7 @@ app = typer.Typer(
 )
 app.add_typer(cli_models.app, name="models")
 app.add_typer(cli_policy.app, name="policy")
+app.add_typer(cli_decisions.app, name="decisions")
 
 SCORE_COLUMNS = (
     "decision",

@@ -2,11 +2,13 @@
 
 One run:
 
-1. Read ``data/credit.csv`` from the model bucket and every decision in the decisions table.
+1. Read ``data/credit.csv`` from the model bucket and the decisions with an outcome (or a shadow
+   score) from the decisions table (:func:`scan_outcomes`, which says why that is still a Scan).
    Decisions with a recorded outcome become extra training rows (their inputs, ``default`` =
    the outcome); rows that no longer pass the applicant schema are counted and left out.
-2. Drift: PSI of each input and of the score, decisions of the last ``DRIFT_WINDOW_DAYS``
-   against the champion's ``reference_distributions`` (:mod:`training.monitor`).
+2. Drift: PSI of each input and of the score, decisions of the last ``DRIFT_WINDOW_DAYS`` (read
+   from the table's day index, :func:`credit_api.decision_reads.window`, not scanned) against the
+   champion's ``reference_distributions`` (:mod:`training.monitor`).
 3. Train a challenger with :func:`training.train.train` on the combined frame.
 4. Compare, each model on rows it was not trained on (a champion scored on its own training
    rows would look better than it is, a forest most of all):
@@ -70,7 +72,8 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from credit_api import manifest, policy_store, registry, shadow
 from credit_api.aws import error_code
-from credit_api.decision_log import from_attribute
+from credit_api.decision_log import DAY_KEY, from_attribute, record_of
+from credit_api.decision_reads import window
 from credit_api.model_store import POINTER_KEY, LoadedModel
 from credit_api.policy import Policy
 from credit_api.schema import FEATURE_NAMES, TARGET, Applicant
@@ -228,10 +231,31 @@ def read_base_frame(s3: Any, bucket: str, work_dir: Path) -> pd.DataFrame:
 
 
 def scan_decisions(dynamodb: Any, table: str) -> list[dict[str, Any]]:
-    """Every decision record in the table (the whole table: outcomes arrive for old decisions)."""
+    """Every decision record in the table (a Scan; for readers that need all of them)."""
     records = []
     for page in dynamodb.get_paginator("scan").paginate(TableName=table):
-        records.extend({k: from_attribute(v) for k, v in item.items()} for item in page["Items"])
+        records.extend(
+            {k: from_attribute(v) for k, v in item.items() if k != DAY_KEY} for item in page["Items"]
+        )
+    return records
+
+
+def scan_outcomes(dynamodb: Any, table: str) -> list[dict[str, Any]]:
+    """Every decision with an outcome or a shadow score: all the training rows and the shadow comparison use.
+
+    Still a Scan, unlike the drift window (:func:`credit_api.decision_reads.window`): outcomes
+    arrive months after their decisions, for decisions of any age up to the retention (800
+    days), so the training rows are in every day's partition of the day index and reading them
+    by day would read the whole table too. The filter keeps in memory only the records used
+    (a Scan still reads, and is billed for, every item): the path beyond is an index keyed by
+    the outcome's time, or a DynamoDB export to S3.
+    """
+    records = []
+    pages = dynamodb.get_paginator("scan").paginate(
+        TableName=table, FilterExpression="attribute_exists(outcome) OR attribute_exists(shadow)"
+    )
+    for page in pages:
+        records.extend(record_of(item) for item in page["Items"])
     return records
 
 
@@ -257,11 +281,6 @@ def combined_frame(base: pd.DataFrame, rows: Sequence[Mapping[str, Any]]) -> pd.
         return base
     extra = pd.DataFrame(list(rows), columns=list(base.columns)).astype(base.dtypes.to_dict())
     return pd.concat([base, extra], ignore_index=True)
-
-
-def recent(records: Sequence[Mapping[str, Any]], now: datetime, days: int) -> list[Mapping[str, Any]]:
-    since = now - timedelta(days=days)
-    return [r for r in records if _parse_time(r.get("created_at")) >= since]
 
 
 def _parse_time(value: Any) -> datetime:
@@ -550,14 +569,14 @@ def retrain(
     with tempfile.TemporaryDirectory(prefix="retrain-") as tmp:
         work = Path(tmp)
         started_from, champion = current_champion(s3, settings.bucket)
-        records = scan_decisions(dynamodb, settings.table)
+        records = scan_outcomes(dynamodb, settings.table)
         outcomes = outcome_rows(records)
         base = read_base_frame(s3, settings.bucket, work)
         frame = combined_frame(base, outcomes.rows)
         drift_report = (
             monitor.drift(
                 champion.manifest.reference_distributions,
-                recent(records, now, DRIFT_WINDOW_DAYS),
+                window(dynamodb, settings.table, now - timedelta(days=DRIFT_WINDOW_DAYS), now),
                 model_version=champion.version,
             ).as_dict()
             if champion

@@ -12,6 +12,10 @@ only ever given fresh random (version 4) ids, which cannot collide; SQLite refus
 id and fails the whole batch. Outcomes are stored on the decision record and never
 overwritten by a different outcome.
 
+In DynamoDB each decision item also carries ``day_shard`` (``YYYY-MM-DD#n``), the partition key
+of the table's ``by-day`` index (:data:`DAY_INDEX`, read by :mod:`credit_api.decision_reads`):
+a storage key, added on write and left out on read.
+
 Idempotency rests on claims, not on ids: the first request with a key writes a claim
 atomically (DynamoDB: a conditional PutItem on ``IDEMPOTENCY_TABLE``, partition key
 ``idempotency_id``; SQLite: the ``claims`` table of the same file), and every other request
@@ -45,6 +49,7 @@ import json
 import sqlite3
 import threading
 import time
+import zlib
 from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
@@ -338,12 +343,36 @@ def from_attribute(attribute: dict[str, Any]) -> Any:
     return value  # S, BOOL
 
 
+DAY_INDEX = "by-day"
+"""DecisionsTable's global secondary index for reading decisions by time (:mod:`credit_api.decision_reads`):
+partition key :data:`DAY_KEY`, sort key ``created_at``, every attribute projected."""
+DAY_KEY = "day_shard"
+DAY_SHARDS = 8
+"""Each day's decisions are spread over this many index partitions (``YYYY-MM-DD#n``). One
+partition takes at most 1000 write units a second, and a batch of 1000 records of about 4 KB is
+some 4000: on one partition per day the index would throttle, and DynamoDB then throttles the
+table's writes too. Eight partitions take a full batch; a day is read as eight queries."""
+
+
+def day_shard(decision_id: str, created_at: str) -> str:
+    """The index partition of a decision: its creation day and a shard fixed by its id."""
+    return f"{created_at[:10]}#{zlib.crc32(decision_id.encode()) % DAY_SHARDS}"
+
+
 def _item(record: Record) -> dict[str, Any]:
     return {k: to_attribute(v) for k, v in record.items() if v is not None}
 
 
-def _record(item: dict[str, Any]) -> Record:
-    record = {k: from_attribute(v) for k, v in item.items()}
+def _decision_item(record: Record) -> dict[str, Any]:
+    """A decision record as stored: with its :data:`DAY_KEY`, the day index's partition key."""
+    item = _item(record)
+    item[DAY_KEY] = {"S": day_shard(record["decision_id"], record["created_at"])}
+    return item
+
+
+def record_of(item: dict[str, Any]) -> Record:
+    """A stored decision item as a record: the index key left out, absent optional fields None."""
+    record = {k: from_attribute(v) for k, v in item.items() if k != DAY_KEY}
     for optional in OPTIONAL_FIELDS:
         record.setdefault(optional, None)
     return record
@@ -388,7 +417,7 @@ class DynamoDecisionLog:
         try:
             self.client.put_item(
                 TableName=self.table,
-                Item=_item(record),
+                Item=_decision_item(record),
                 ConditionExpression="attribute_not_exists(decision_id)",
             )
             return record, True
@@ -407,7 +436,7 @@ class DynamoDecisionLog:
         calls are I/O, so a few threads overlap them (boto3 clients are thread-safe). Any chunk
         that still fails after retries fails the whole request.
         """
-        items = [{"PutRequest": {"Item": _item(r)}} for r in records]
+        items = [{"PutRequest": {"Item": _decision_item(r)}} for r in records]
         chunks = [items[i : i + self.BATCH_WRITE] for i in range(0, len(items), self.BATCH_WRITE)]
         try:
             if len(chunks) == 1:
@@ -453,7 +482,7 @@ class DynamoDecisionLog:
         except Exception as exc:
             raise self._unavailable(exc) from exc
         item = answer.get("Item")
-        return _record(item) if item else None
+        return record_of(item) if item else None
 
     def get_many(self, decision_ids: Sequence[str]) -> dict[str, Record]:
         found: dict[str, Record] = {}
@@ -465,7 +494,7 @@ class DynamoDecisionLog:
                 for attempt in range(self.ATTEMPTS):
                     answer = self.client.batch_get_item(RequestItems=request)
                     for item in answer.get("Responses", {}).get(self.table, []):
-                        record = _record(item)
+                        record = record_of(item)
                         found[record["decision_id"]] = record
                     request = answer.get("UnprocessedKeys") or {}
                     if not request:
@@ -550,7 +579,7 @@ class DynamoDecisionLog:
                 ExpressionAttributeValues={":outcome": to_attribute(outcome)},
                 ReturnValues="ALL_NEW",
             )
-            return _record(answer["Attributes"])
+            return record_of(answer["Attributes"])
         except Exception as exc:
             if not is_conditional_failure(exc):
                 raise self._unavailable(exc) from exc

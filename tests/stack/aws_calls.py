@@ -191,7 +191,8 @@ class Call:
                 else list(self.params["RequestItems"])
             )
             (table,) = tables
-            return f"arn:aws:dynamodb:{region}:{account}:table/{table}"
+            index = f"/index/{self.params['IndexName']}" if "IndexName" in self.params else ""
+            return f"arn:aws:dynamodb:{region}:{account}:table/{table}{index}"
         raise AssertionError(f"unexpected service {self.service}")
 
 

@@ -87,7 +87,7 @@ def _kms_grants(template: dict[str, Any], function: str) -> dict[str, set[str]]:
 def test_the_functions_use_the_data_key_only_through_dynamodb_and_the_dead_letter_queue(
     template: dict[str, Any],
 ) -> None:
-    """Predict writes and reads the tables; the retrain only scans, and sends failures to its DLQ."""
+    """Predict writes and reads the tables; the retrain only reads them, and sends failures to its DLQ."""
     assert _kms_grants(template, "PredictFunction") == {
         "dynamodb.us-east-1.amazonaws.com": {"kms:Decrypt", "kms:GenerateDataKey"}
     }
