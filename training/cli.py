@@ -469,7 +469,7 @@ def monitor(
         champion = monitoring.champion_from_file(manifest or MODEL_DIR / "manifest.json")
     shadow = monitoring.local_shadow(records)
     if s3 is not None:
-        from training.retrain import shadow_comparison
+        from credit_api.shadow import report_comparison as shadow_comparison
 
         shadow = shadow_comparison(s3, bucket, records) or shadow
     report = monitoring.build(records, champion, report_day, shadow=shadow)
@@ -485,8 +485,7 @@ def monitor(
 def _monitor_records(table: str | None, db: Path | None, endpoint_url: str | None) -> list[dict[str, Any]]:
     if table:
         import boto3
-
-        from training.retrain import scan_decisions
+        from credit_api.decision_reads import scan_decisions
 
         return scan_decisions(boto3.session.Session().client("dynamodb", endpoint_url=endpoint_url), table)
     if db is None or not db.is_file():

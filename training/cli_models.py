@@ -210,8 +210,7 @@ def shadow_show(
 def _decision_records(table: str | None, db: Path | None) -> list[dict[str, Any]]:
     if table:
         import boto3
-
-        from training.retrain import scan_decisions
+        from credit_api.decision_reads import scan_decisions
 
         endpoint = os.environ.get("AWS_ENDPOINT_URL") or None
         return scan_decisions(boto3.session.Session().client("dynamodb", endpoint_url=endpoint), table)

@@ -350,11 +350,12 @@ def run_aws(
     s3: Any, dynamodb: Any, bucket: str, table: str, day: date
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Read the table and the champion, build the report and write it to the bucket."""
-    from training.retrain import scan_decisions, shadow_comparison
+    from credit_api.decision_reads import scan_decisions
+    from credit_api.shadow import report_comparison
 
     records = visible(scan_decisions(dynamodb, table), day)
     champion = champion_from_s3(s3, bucket)
-    comparison = shadow_comparison(s3, bucket, records) or local_shadow(records)
+    comparison = report_comparison(s3, bucket, records) or local_shadow(records)
     report = build(records, champion, day, shadow=comparison)
     return report, write_s3(s3, bucket, report)
 

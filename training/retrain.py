@@ -70,13 +70,14 @@ import numpy as np
 import pandas as pd
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
-from credit_api import manifest, policy_store, registry, shadow
+from credit_api import manifest, policy_store, registry
 from credit_api.aws import error_code
-from credit_api.decision_log import DAY_KEY, from_attribute, record_of
+from credit_api.decision_log import record_of
 from credit_api.decision_reads import window
 from credit_api.model_store import POINTER_KEY, LoadedModel
 from credit_api.policy import Policy
 from credit_api.schema import FEATURE_NAMES, TARGET, Applicant
+from credit_api.shadow import report_comparison as shadow_comparison
 from sklearn.metrics import roc_auc_score
 
 from training import fairness, monitor
@@ -230,16 +231,6 @@ def read_base_frame(s3: Any, bucket: str, work_dir: Path) -> pd.DataFrame:
     return load_csv(path)
 
 
-def scan_decisions(dynamodb: Any, table: str) -> list[dict[str, Any]]:
-    """Every decision record in the table (a Scan; for readers that need all of them)."""
-    records = []
-    for page in dynamodb.get_paginator("scan").paginate(TableName=table):
-        records.extend(
-            {k: from_attribute(v) for k, v in item.items() if k != DAY_KEY} for item in page["Items"]
-        )
-    return records
-
-
 def scan_outcomes(dynamodb: Any, table: str) -> list[dict[str, Any]]:
     """Every decision with an outcome or a shadow score: all the training rows and the shadow comparison use.
 
@@ -309,16 +300,6 @@ def current_champion(s3: Any, bucket: str) -> tuple[registry.Champion, LoadedMod
     if champion.pointer is None:
         return champion, None
     return champion, registry.verify(s3, bucket, registry.ref_of(champion.pointer))
-
-
-def shadow_comparison(s3: Any, bucket: str, records: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
-    """The shadow's live comparison for the report; a failure to read it is reported, not raised
-    (the comparison informs the promotion decision, it is not a reason to skip the retrain)."""
-    try:
-        return shadow.live_comparison(s3, bucket, records)
-    except Exception as exc:
-        logger.warning("shadow comparison unavailable", extra={"error": error_code(exc)})
-        return {"error": f"shadow comparison unavailable: {error_code(exc)}"}
 
 
 def auc(labels: np.ndarray, probabilities: np.ndarray) -> float:

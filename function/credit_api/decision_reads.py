@@ -26,7 +26,15 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from credit_api.decision_log import DAY_INDEX, DAY_KEY, DAY_SHARDS, Record, day_shard, record_of
+from credit_api.decision_log import (
+    DAY_INDEX,
+    DAY_KEY,
+    DAY_SHARDS,
+    Record,
+    day_shard,
+    from_attribute,
+    record_of,
+)
 
 READERS = 8
 """Queries in flight at once: a 30-day window is 240 of them, each mostly a round trip."""
@@ -84,6 +92,17 @@ def window(
         )
     records = [record for part in parts for record in part]
     records.sort(key=lambda r: str(r.get("created_at") or ""))
+    return records
+
+
+def scan_decisions(dynamodb: Any, table: str) -> list[Record]:
+    """Every decision record in the table (a Scan; for readers that need all of them: the
+    monitoring report's volumes and outcomes over the whole history, ``credit models``)."""
+    records = []
+    for page in dynamodb.get_paginator("scan").paginate(TableName=table):
+        records.extend(
+            {k: from_attribute(v) for k, v in item.items() if k != DAY_KEY} for item in page["Items"]
+        )
     return records
 
 

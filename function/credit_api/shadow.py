@@ -173,6 +173,16 @@ def live_comparison(s3: Any, bucket: str, records: Iterable[Mapping[str, Any]]) 
     }
 
 
+def report_comparison(s3: Any, bucket: str, records: Iterable[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """:func:`live_comparison` for a report (the retrain's, the monitor's): a failure to read the
+    shadow is returned as ``{"error": ...}``, not raised. The comparison informs a report; it is
+    never a reason to skip one."""
+    try:
+        return live_comparison(s3, bucket, records)
+    except Exception as exc:
+        return {"error": f"shadow comparison unavailable: {error_code(exc)}"}
+
+
 def roc_auc(labels: Sequence[int], scores: Sequence[float]) -> float | None:
     """ROC AUC (Mann-Whitney, ties as half): None without both classes."""
     y = np.asarray(labels, dtype=bool)

@@ -8,9 +8,6 @@ is allowed by its policy, which grants nothing more.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Mapping
 from datetime import date
 from typing import Any
@@ -20,8 +17,9 @@ from credit_api.decision_log import DynamoDecisionLog
 
 from infra.template import ROOT, Resolver, function_environment
 from tests.stack.aws_calls import allowed, policy_actions, recorded_calls
+from tests.stack.emitted import emitted_metrics
 from tests.stack.test_permissions import FUNCTION_CODE, NAMES, TRAINING_CODE, code_actions, statements
-from tests.support import LambdaContext, emf_records, load_event, metric_names, metric_values
+from tests.support import LambdaContext, load_event, metric_names, metric_values
 from tests.training import monitoring_support as support
 from training import monitoring
 
@@ -181,23 +179,6 @@ monitoring.metrics.flush_metrics(raise_on_empty_metrics=False)
 """
 
 
-def emitted_metrics(report: Mapping[str, Any], storage: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """EMF records ``record_metrics`` prints in a process with the MonitorFunction's template environment."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("POWERTOOLS_", "AWS_"))}
-    env.update(function_environment(storage["resolver"], "MonitorFunction"))
-    process = subprocess.run(
-        [sys.executable, "-c", EMIT_METRICS],
-        input=json.dumps(report),
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return emf_records(process.stdout)
-
-
 def test_the_days_drift_is_the_metric_the_drift_alarm_watches(
     storage: dict[str, Any], logged: list[dict[str, Any]], template: dict[str, Any]
 ) -> None:
@@ -206,7 +187,7 @@ def test_the_days_drift_is_the_metric_the_drift_alarm_watches(
     psi = monitoring.drift_psi(report)
     assert {"score", "age"} <= set(psi)  # the score and every input with enough recent decisions
     alarm = template["Resources"]["DriftAlarm"]["Properties"]
-    records = emitted_metrics(report, storage)
+    records = emitted_metrics(EMIT_METRICS, report, storage["resolver"], "MonitorFunction")
     (record,) = [r for r in records if alarm["MetricName"] in metric_names(r)]
     assert metric_values([record], alarm["MetricName"]) == [pytest.approx(max(psi.values()))]
     (dimension,) = alarm["Dimensions"]
@@ -226,7 +207,7 @@ def test_unmeasured_drift_sends_no_figure_so_the_alarm_breaches(
         support.records(days=200)[:20], monitoring.Champion(None, None), date(2026, 11, 30)
     )
     assert monitoring.drift_psi(report) == {}
-    records = emitted_metrics(report, storage)
+    records = emitted_metrics(EMIT_METRICS, report, storage["resolver"], "MonitorFunction")
     names = set().union(*(metric_names(r) for r in records))
     assert "DriftPsiMax" not in names and "MonitoringReports" in names
     assert template["Resources"]["DriftAlarm"]["Properties"]["TreatMissingData"] == "breaching"

@@ -9,10 +9,7 @@ training tests, and end to end in ``test_scheduled_event_runs_the_real_search``)
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,6 +27,7 @@ from credit_api.scoring import Scorer
 from infra.seed import BUNDLED_MODEL
 from infra.template import ROOT, Resolver, function_environment
 from tests.stack.aws_calls import allowed, policy_actions, recorded_calls
+from tests.stack.emitted import emitted_metrics as emitted
 from tests.stack.test_permissions import statements
 from tests.support import LambdaContext, emf_records, load_event, metric_names, metric_values
 from training import monitor, retrain
@@ -419,19 +417,7 @@ retrain.metrics.flush_metrics()
 def emitted_metrics(result: retrain.RetrainResult, template: dict[str, Any]) -> list[dict[str, Any]]:
     """EMF records ``record_metrics`` prints in a process with the RetrainFunction's template environment."""
     resolver = Resolver(template, names={"ModelBucket": "b", "DecisionsTable": "t"})
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("POWERTOOLS_", "AWS_"))}
-    env.update(function_environment(resolver, "RetrainFunction"))
-    process = subprocess.run(
-        [sys.executable, "-c", EMIT_METRICS],
-        input=json.dumps(result.summary()),
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return emf_records(process.stdout)
+    return emitted(EMIT_METRICS, result.summary(), resolver, "RetrainFunction")
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from credit_api.decision_log import DAY_KEY, DynamoDecisionLog
+from credit_api.decision_reads import scan_decisions
 
 from tests.function.test_decision_reads import TABLE, create_table, records
 from training import retrain
@@ -33,6 +34,6 @@ def test_the_training_scan_keeps_only_labelled_or_shadowed_records(aws: None) ->
 
 def test_the_full_scan_still_returns_every_record(aws: None) -> None:
     client, written = _table(aws)
-    every = retrain.scan_decisions(client, TABLE)
+    every = scan_decisions(client, TABLE)
     assert {r["decision_id"] for r in every} == {r["decision_id"] for r in written}
     assert all(DAY_KEY not in r for r in every)
