@@ -23,7 +23,7 @@ import os
 import platform
 import resource
 import signal
-import subprocess
+import subprocess  # nosec B404
 import sys
 import tempfile
 import threading
@@ -151,7 +151,7 @@ def run_child(rows: int, quick: bool, timeout: float) -> dict[str, Any]:
             command.append("--quick")
         env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'function'}"}
         # Its own process group: on a timeout its joblib fold workers are stopped with it.
-        child = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
+        child = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)  # nosec B603: this interpreter on bench.retrain_curve
         try:
             code = child.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
