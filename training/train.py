@@ -46,6 +46,21 @@ PROTOCOLS: dict[bool, dict[str, int]] = {
     True: {"outer_splits": 3, "outer_repeats": 1, "inner_splits": 2, "final_inner_splits": 2},
 }
 """Full search, and the quick one (``quick=True``) for tests and smoke runs."""
+REPEATED_UP_TO_ROWS = 20_000
+"""The full protocol repeats its 5 outer folds 5 times up to this many rows, and runs them once
+above. Repeats average out the luck of one partition, which matters on the 1000 UCI rows (an
+outer test fold of 200 loans); past 20,000 rows each test fold holds over 4,000 loans and the
+repeats cost four fifths of the time for little precision: the retrain at 100,000 rows fits
+Lambda's 900 s only without them (BENCHMARKS.md, "Retrain time and memory by rows")."""
+
+
+def protocol_for(rows: int, quick: bool) -> dict[str, int]:
+    """The cross-validation protocol for a frame of ``rows``: :data:`PROTOCOLS`, repeats bounded."""
+    chosen = dict(PROTOCOLS[quick])
+    if not quick and rows > REPEATED_UP_TO_ROWS:
+        chosen["outer_repeats"] = 1
+    return chosen
+
 
 Progress = Callable[[str], None]
 
@@ -137,7 +152,7 @@ def _train(
     modelled = fairness.model_inputs(frame)  # age left out of what the model learns from
     inputs, labels = modelled[list(FEATURE_NAMES)], frame[TARGET].to_numpy()
     protocol: dict[str, Any] = {
-        **PROTOCOLS[quick],
+        **protocol_for(len(frame), quick),
         "seed": seed,
         "quick": quick,
         "n_jobs": n_jobs,

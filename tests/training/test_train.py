@@ -63,3 +63,14 @@ def test_the_full_search_meets_the_targets(tmp_path):
     result = train(load(), out_dir=tmp_path / "model", progress=lambda _: None)
     assert result.cv_metrics["roc_auc"] >= comparison.TARGET_AUC
     assert result.cv_metrics["accuracy"] >= comparison.TARGET_ACCURACY
+
+
+def test_the_full_protocol_drops_its_repeats_only_past_the_row_bound() -> None:
+    from training.train import PROTOCOLS, REPEATED_UP_TO_ROWS, protocol_for
+
+    assert protocol_for(1000, quick=False) == PROTOCOLS[False]
+    assert protocol_for(REPEATED_UP_TO_ROWS, quick=False)["outer_repeats"] == 5
+    large = protocol_for(REPEATED_UP_TO_ROWS + 1, quick=False)
+    assert large == {**PROTOCOLS[False], "outer_repeats": 1}
+    assert protocol_for(10 * REPEATED_UP_TO_ROWS, quick=True) == PROTOCOLS[True]
+    assert PROTOCOLS[False]["outer_repeats"] == 5  # the table itself is never changed
