@@ -111,7 +111,8 @@ VERDICTS = ("promoted", "kept", "superseded")
 SEARCH_ROWS = 10_000
 """The challenger's hyperparameter searches tune on a stratified subsample of at most this many
 rows and refit on all of them (:func:`training.tune.bounded_search`): the full search's time grows
-with the rows and would pass Lambda's 900 s near 55,000. Not yet measured at 100,000 rows."""
+with the rows. With the outer folds run once past 20,000 rows (:func:`training.train.protocol_for`)
+a retrain on 100,000 rows took 822 s with one fold worker, as in Lambda (BENCHMARKS.md)."""
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "credit-retrain")
 metrics = Metrics(

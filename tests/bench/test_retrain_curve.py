@@ -32,7 +32,8 @@ def test_one_small_size_is_measured_in_its_own_process() -> None:
     result = retrain_curve.run_child(300, quick=True, timeout=600)
     assert result["rows"] == 300 and result["quick"] is True
     assert result["seconds"] > 0
-    assert result["tree_peak_rss_mb"] >= result["peak_rss_mb"] > result["base_rss_mb"] > 0
+    # a tiny frame may never lift the peak above what the imports and the frame reached
+    assert result["tree_peak_rss_mb"] >= result["peak_rss_mb"] >= result["base_rss_mb"] > 0
     assert retrain_curve.verdict(result) == "fits"
 
 

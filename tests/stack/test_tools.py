@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 
 from infra.template import ROOT
+from tests.stack.test_template import OPEN_ROUTES
 
 pytestmark = pytest.mark.slow
-OPEN_PATHS = {"/", "/static/{name}", "/docs", "/openapi.json", "/health", "/model"}
+OPEN_PATHS = {path for _method, path in OPEN_ROUTES}
+"""The routes anyone may call (tests/stack/test_template.py): the generated API must agree."""
 
 
 def run(command: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
