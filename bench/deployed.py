@@ -13,9 +13,10 @@ whose only code is ``.aws-sam/build/PredictFunction`` (:mod:`bench.deployed_chil
   session, the store's load as served;
 - SnapStart: the hooks' times, the first request after them next to the warm p50 (target: at
   most twice). One process runs init, before-snapshot, then after-restore and one request five
-  times (each restore renews the clients; the median is judged, the first, which is also the
-  process's first request through the handler, is shown apart). What a real restore adds
-  (the snapshot's pages read back on first touch) is not here: Lambda reports it as
+  times (each restore renews the clients). The first is judged: a restored environment's first
+  request is its process's first through the handler (the snapshot holds only the init and the
+  before-snapshot hook), as the first here is; the median of the five is shown beside it.
+  What a real restore adds (the snapshot's pages read back on first touch) is not here: Lambda reports it as
   ``Restore Duration``.
 
 Without a built bundle (``sam build PredictFunction``) the code in ``function/`` runs with this
@@ -171,7 +172,7 @@ def summary(result: dict[str, Any]) -> dict[str, float]:
         first_request_ms=phases["first_after_restore_ms"][0],
         first_after_restore_ms=statistics.median(phases["first_after_restore_ms"]),
         warm_p50_ms=warm_p50,
-        ratio=statistics.median(phases["first_after_restore_ms"]) / warm_p50,
+        ratio=phases["first_after_restore_ms"][0] / warm_p50,
     )
     return found
 
@@ -213,10 +214,10 @@ def section(result: dict[str, Any], with_bytecode: dict[str, Any] | None = None)
         f"{s['before_snapshot_ms']:.1f} | |",
         f"| after-restore hook (clients re-made, seeds, pointer re-read, DynamoDB connection opened),"
         f" median of {restores} | | {s['after_restore_ms']:.1f} | |",
-        f"| the process's first request through the handler, right after the first restore | |"
-        f" {s['first_request_ms']:.1f} | |",
-        f"| first request after the hooks, median of {restores} restores | <= {TARGET_RATIO:g}x warm p50 |"
-        f" {s['first_after_restore_ms']:.1f} ({s['ratio']:.1f}x) | {met} |",
+        f"| first request after the hooks: the process's first through the handler, right after the"
+        f" first restore | <= {TARGET_RATIO:g}x warm p50 | {s['first_request_ms']:.1f} ({s['ratio']:.1f}x)"
+        f" | {met} |",
+        f"| request after the hooks, median of {restores} restores | | {s['first_after_restore_ms']:.1f} | |",
         f"| warm request, p50 of {len(result['phases']['warm_ms'])} | | {s['warm_p50_ms']:.1f} | |",
         "",
     ]

@@ -20,4 +20,4 @@ warnings.filterwarnings("ignore", message="No application metrics to publish", c
 settings = Settings.from_env()
 app = create_app(settings)
 handler = make_handler(app)
-install(app.state.service.store, app.state.service.log)
+install(app.state.service.store, app.state.service.log, handler)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from credit_api import aws
@@ -71,13 +72,67 @@ def _connect(log: Any) -> None:
         logger.warning("snapstart warm-up read failed", extra={"reason": str(exc)})
 
 
-def warm(store: ModelStore, log: Any = None) -> None:
-    """Load the model and policy, make the clients, score the example applicant once; write nothing."""
+WARM_UP_EVENT: dict[str, Any] = {
+    "resource": "/health",
+    "path": "/health",
+    "httpMethod": "GET",
+    "headers": {"Accept": "application/json"},
+    "multiValueHeaders": {"Accept": ["application/json"]},
+    "queryStringParameters": None,
+    "multiValueQueryStringParameters": None,
+    "pathParameters": None,
+    "stageVariables": None,
+    "requestContext": {
+        "resourcePath": "/health",
+        "httpMethod": "GET",
+        "path": "/health",
+        "stage": "$default",
+    },
+    "body": None,
+    "isBase64Encoded": False,
+}
+"""``GET /health`` as API Gateway sends it: one call through the handler before the snapshot,
+so Mangum, FastAPI, Powertools and the JSON response path are warm in it. It reads and records
+nothing."""
+
+
+@dataclass(frozen=True)
+class WarmUpContext:
+    """The Lambda context of the warm-up call (the runtime has no invocation during the hooks)."""
+
+    function_name: str = "snapstart-warm-up"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 0
+    invoked_function_arn: str = "arn:aws:lambda:snapstart:000000000000:function:snapstart-warm-up"
+    aws_request_id: str = WARM_UP_ID
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 10_000
+
+
+def _count_next_call_as_cold() -> None:
+    """Powertools counts the first call through its decorators as the cold start (the
+    ``ColdStart`` metric, ``cold_start`` in the log); that was the warm-up, so the flags are set
+    back and a restored environment's first request is counted, as without SnapStart."""
+    from aws_lambda_powertools.logging import logger as powertools_logger
+    from aws_lambda_powertools.metrics.provider import cold_start
+
+    cold_start.is_cold_start = True
+    powertools_logger.is_cold_start = True
+
+
+def warm(store: ModelStore, log: Any = None, handler: Callable[..., Any] | None = None) -> None:
+    """Load the model and policy, make the clients, score the example applicant once, and send
+    one ``GET /health`` through ``handler``; write nothing."""
     store.current()
     store.settle(store.settings.champion_wait_seconds)
     _make_clients(log)
     model, _policy = store.served()
     model.scorer.score_rows([EXAMPLE_APPLICANT])
+    if handler is not None:
+        handler(WARM_UP_EVENT, WarmUpContext())
+        metrics.clear_metrics()
+        _count_next_call_as_cold()
 
 
 def renew(store: ModelStore, log: Any = None) -> None:
@@ -100,9 +155,9 @@ def renew(store: ModelStore, log: Any = None) -> None:
     )
 
 
-def install(store: ModelStore, log: Any = None) -> None:
-    """Register the hooks for ``store`` (and ``log``) here and, inside Lambda, with the runtime."""
-    before: Hook = lambda: warm(store, log)  # noqa: E731
+def install(store: ModelStore, log: Any = None, handler: Callable[..., Any] | None = None) -> None:
+    """Register the hooks for ``store`` (and ``log``, ``handler``) here and, in Lambda, with the runtime."""
+    before: Hook = lambda: warm(store, log, handler)  # noqa: E731
     after: Hook = lambda: renew(store, log)  # noqa: E731
     BEFORE_SNAPSHOT.append(before)
     AFTER_RESTORE.append(after)

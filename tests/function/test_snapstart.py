@@ -184,3 +184,33 @@ def test_an_unreachable_decision_log_at_restore_is_logged_and_does_not_stop_the_
     assert [r for r in records if r["message"] == "snapstart warm-up read failed"]
     (line,) = [r for r in records if r["message"] == snapstart.RESTORE_MESSAGE]
     assert line["restore_hook_ms"] < 5000
+
+
+def test_the_warm_up_goes_through_the_handler_once_records_nothing_and_leaves_the_cold_start_to_count(
+    settings: Settings, sqlite_log: SqliteDecisionLog, hooks: None, stdout: Any
+) -> None:
+    from aws_lambda_powertools.metrics.provider import cold_start
+
+    app = create_app(settings, log=sqlite_log)
+    calls: list[tuple[dict[str, Any], Any]] = []
+    real = make_handler(app)
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        calls.append((event, context))
+        response = real(event, context)
+        assert response["statusCode"] == 200, response["body"]
+        return response
+
+    snapstart.install(app.state.service.store, app.state.service.log, handler)
+    snapstart.run_before_snapshot()
+    assert [event["path"] for event, _ in calls] == ["/health"]
+    assert _decisions(settings.decisions_db) == 0
+    assert cold_start.is_cold_start  # the restored environment's first request is the cold start
+
+    snapstart.run_after_restore()
+    stdout()  # the warm-up's own lines
+    response = real(load_event("predict"), LambdaContext())
+    assert response["statusCode"] == 200
+    assert _decisions(settings.decisions_db) == 1
+    (line,) = [r for r in log_records(stdout()) if r.get("message") == "decision"]
+    assert line["cold_start"] is True
