@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import deployed, portfolio
+from bench import deployed, portfolio, retrain_curve
 from bench.baseline_model import train
 from bench.load import BEGIN, END, write_section
 
@@ -123,6 +123,16 @@ def kept_load_section(path: Path) -> str | None:
     if BEGIN not in text or END not in text:
         return None
     return BEGIN + text.split(BEGIN, 1)[1].split(END, 1)[0] + END
+
+
+def kept_retrain_section(path: Path) -> str | None:
+    """The section ``make retrain-curve`` wrote (:mod:`bench.retrain_curve`), kept likewise: it
+    takes an hour to measure and this run does not measure it."""
+    text = path.read_text() if path.exists() else ""
+    if retrain_curve.SECTION not in text:
+        return None
+    section = retrain_curve.SECTION + text.split(retrain_curve.SECTION, 1)[1]
+    return section.split("\n## ", 1)[0].rstrip() + "\n"
 
 
 @dataclass(frozen=True)
@@ -320,7 +330,9 @@ def write(
         " Lambda sizes CPU with memory, so choose the memory size for CPU, with this as the floor.",
         "",
     ]
-    kept_load = kept_load_section(options.out)
+    kept_load, kept_retrain = kept_load_section(options.out), kept_retrain_section(options.out)
     options.out.write_text("\n".join(lines))
     if kept_load:
         write_section(kept_load, options.out)
+    if kept_retrain:
+        retrain_curve.write_section(kept_retrain, options.out)

@@ -66,3 +66,17 @@ def test_a_size_over_its_time_is_reported_and_stopped() -> None:
     result = retrain_curve.run_child(300, quick=True, timeout=1)
     assert result == {"rows": 300, "quick": True, "timed_out_after_s": 1}
     assert retrain_curve.verdict(result) == "not finished in 1 s"
+
+
+def test_credit_bench_keeps_the_retrain_section_it_does_not_measure(tmp_path) -> None:
+    from bench import run
+
+    path = tmp_path / "BENCHMARKS.md"
+    section = f"{retrain_curve.SECTION}\n\n| rows |\n|---:|\n| 1,000 |\n"
+    path.write_text(f"# Benchmarks\n\nold table\n\n{section}\n## Portfolio scoring (one worker)\n\nx\n")
+    kept = run.kept_retrain_section(path)
+    assert kept == section
+    path.write_text("# Benchmarks\n\nnew table\n")
+    retrain_curve.write_section(kept, path)
+    assert path.read_text() == f"# Benchmarks\n\nnew table\n\n{section}"
+    assert run.kept_retrain_section(tmp_path / "absent.md") is None
