@@ -340,7 +340,11 @@ class DecisionService:
         self, decision_id: str, defaulted: bool, observed_at: datetime, caller: str = ""
     ) -> Record:
         self.decision(decision_id, caller)  # the same 404 for a decision that is not the caller's
-        outcome = self._outcome(defaulted, observed_at)
+        return self._write_outcome(decision_id, self._outcome(defaulted, observed_at), caller)
+
+    def _write_outcome(self, decision_id: str, outcome: dict[str, Any], caller: str) -> Record:
+        """The conditional write itself, once the caller may see the decision (the store refuses
+        an unknown id, :class:`NotFound`, and a different outcome, :class:`OutcomeConflict`)."""
         record = self.log.record_outcome(decision_id, outcome)
         count("OutcomesRecorded")
         logger.info("outcome recorded", extra={"decision_id": decision_id})
@@ -351,8 +355,9 @@ class DecisionService:
 
         One batched read (``get_many``) sorts the reports: unknown or not the caller's
         (``not_found``, the same answer as for one), already holding this outcome (``unchanged``)
-        or another (``conflict``). The rest go through :meth:`record_outcome`, the one rule for
-        outcomes (a conditional update), several at once (:data:`OUTCOME_WRITERS`). A store
+        or another (``conflict``). The rest go through the same conditional write as
+        :meth:`record_outcome` (access already checked by that read, so not read again), several
+        at once (:data:`OUTCOME_WRITERS`). A store
         failure fails the whole call with :class:`DecisionLogUnavailable` once no write is in
         flight: the caller resends the same reports, and those already recorded come back
         ``unchanged`` (recording the same outcome again changes nothing).
@@ -377,11 +382,12 @@ class DecisionService:
         return results
 
     def _record_all(self, reports: Sequence[ReportedOutcome], caller: str) -> list[dict[str, Any]]:
-        """:meth:`record_outcome` for each report, at most :data:`OUTCOME_WRITERS` at once."""
+        """The outcome write for each report, at most :data:`OUTCOME_WRITERS` at once."""
 
         def one(report: ReportedOutcome) -> dict[str, Any]:
+            outcome = self._outcome(report.defaulted, report.observed_at)
             try:
-                record = self.record_outcome(report.decision_id, report.defaulted, report.observed_at, caller)
+                record = self._write_outcome(report.decision_id, outcome, caller)
             except NotFound:  # deleted (TTL) since the read
                 return {"status": "not_found", "outcome": None}
             except OutcomeConflict:  # another request recorded a different one since the read

@@ -77,24 +77,22 @@ def _hashes(blocks: list[str]) -> str:
 def report_headers(html: bytes) -> dict[str, str]:
     """Security headers for a monitoring report: nothing runs or loads; only its own styles apply."""
     styles = _hashes(_STYLE_BLOCK.findall(html.decode("utf-8", "replace"))) or "'none'"
-    policy = (
+    return _html_headers(
         f"default-src 'none'; style-src {styles}; img-src data:; base-uri 'none'; "
         "form-action 'none'; frame-ancestors 'none'"
     )
-    return {
-        "Content-Security-Policy": policy,
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
-        "Cache-Control": "no-cache",
-    }
 
 
 def _security_headers(sources: str) -> dict[str, str]:
     """The headers of an HTML page: ``sources`` says where its scripts and styles may come from."""
-    policy = (
+    return _html_headers(
         f"default-src 'none'; {sources}; img-src 'self' data:; connect-src 'self'; "
         "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
     )
+
+
+def _html_headers(policy: str) -> dict[str, str]:
+    """Every HTML answer's headers: its Content-Security-Policy and the same three others."""
     return {
         "Content-Security-Policy": policy,
         "X-Content-Type-Options": "nosniff",

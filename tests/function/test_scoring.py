@@ -12,6 +12,8 @@ from credit_api.schema import FEATURE_NAMES
 from credit_api.scoring import Scorer
 from credit_api.settings import BUNDLED_MODEL_DIR
 
+from tests.economics.test_reasons import CountingSession
+
 DATA = Path(__file__).resolve().parents[2] / "data" / "credit.csv"
 
 
@@ -28,23 +30,6 @@ def rows() -> list[dict]:
         ]
 
 
-class PublicOnly:
-    """A session double with only the public ``run``, as tests elsewhere wrap sessions."""
-
-    def __init__(self, session) -> None:
-        self.session, self.runs = session, 0
-
-    def get_inputs(self):
-        return self.session.get_inputs()
-
-    def get_outputs(self):
-        return self.session.get_outputs()
-
-    def run(self, names, feed):
-        self.runs += 1
-        return self.session.run(names, feed)
-
-
 def test_native_run_equals_the_public_run_on_every_data_row(scorer: Scorer, rows: list[dict]) -> None:
     feed = scorer.feed(rows)
     (public,) = scorer.session.run(["probabilities"], feed)
@@ -56,7 +41,7 @@ def test_native_run_equals_the_public_run_on_every_data_row(scorer: Scorer, rows
 def test_a_session_without_a_native_object_is_run_through_its_own_run(
     scorer: Scorer, rows: list[dict]
 ) -> None:
-    double = PublicOnly(scorer.session)
+    double = CountingSession(scorer.session)  # only the public run(), as tests elsewhere wrap sessions
     wrapped = Scorer(double)
     feed = scorer.feed(rows[:20])
     assert np.array_equal(wrapped.run(feed), scorer.run(feed))
