@@ -12,7 +12,7 @@ export SAM_CLI_TELEMETRY := 0
 # Browser tests drive Debian's chromium; Playwright must never download its own.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: run test test-fast install browser train lint static checkov fuzz bench load local-stack sam clean test-retrain-312 asl retrain-curve
+.PHONY: run test test-fast install browser train lint static checkov fuzz bench load local-stack sam clean test-retrain-312 asl retrain-curve labelled-reads
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -121,6 +121,10 @@ load: install function/model/model.onnx
 # (RETRAIN_CURVE_ARGS="--quick" for the quick protocol, labelled so in the table).
 retrain-curve: install
 	PYTHONPATH=$(CURDIR):$(CURDIR)/function $(BIN)/python -m bench.retrain_curve --write $(RETRAIN_CURVE_ARGS)
+
+# What reading the labelled decisions costs: the old Scan against the outcome index (bench/labelled_reads.py).
+labelled-reads: install
+	PYTHONPATH=$(CURDIR):$(CURDIR)/function $(BIN)/python -m bench.labelled_reads --write $(LABELLED_READS_ARGS)
 
 test-fast: install
 	$(BIN)/pytest

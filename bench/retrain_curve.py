@@ -246,11 +246,12 @@ def section(results: list[dict[str, Any]]) -> str:
     )
 
 
-def write_section(text: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
-    """Replace this section in BENCHMARKS.md, or append it; other sections are left as they are."""
+def write_section(text: str, path: Path = ROOT / "BENCHMARKS.md", title: str = SECTION) -> None:
+    """Replace the section ``title`` (this one's by default) in BENCHMARKS.md, or append it; other
+    sections are left as they are."""
     current = path.read_text() if path.exists() else "# Benchmarks\n"
-    if SECTION in current:
-        before, _, after = current.partition(SECTION)
+    if title in current:
+        before, _, after = current.partition(title)
         rest = after.split("\n## ", 1)
         tail = "\n## " + rest[1] if len(rest) > 1 else ""
         current = before.rstrip() + "\n\n" + text + tail

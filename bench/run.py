@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import deployed, portfolio, retrain_curve
+from bench import deployed, labelled_reads, portfolio, retrain_curve
 from bench.baseline_model import train
 from bench.load import BEGIN, END, write_section
 
@@ -125,13 +125,14 @@ def kept_load_section(path: Path) -> str | None:
     return BEGIN + text.split(BEGIN, 1)[1].split(END, 1)[0] + END
 
 
-def kept_retrain_section(path: Path) -> str | None:
-    """The section ``make retrain-curve`` wrote (:mod:`bench.retrain_curve`), kept likewise: it
-    takes an hour to measure and this run does not measure it."""
+def kept_section(path: Path, title: str = retrain_curve.SECTION) -> str | None:
+    """A section another command wrote, kept likewise: ``make retrain-curve``
+    (:mod:`bench.retrain_curve`, an hour to measure), ``make labelled-reads``
+    (:mod:`bench.labelled_reads`); this run measures neither."""
     text = path.read_text() if path.exists() else ""
-    if retrain_curve.SECTION not in text:
+    if title not in text:
         return None
-    section = retrain_curve.SECTION + text.split(retrain_curve.SECTION, 1)[1]
+    section = title + text.split(title, 1)[1]
     return section.split("\n## ", 1)[0].rstrip() + "\n"
 
 
@@ -330,9 +331,13 @@ def write(
         " Lambda sizes CPU with memory, so choose the memory size for CPU, with this as the floor.",
         "",
     ]
-    kept_load, kept_retrain = kept_load_section(options.out), kept_retrain_section(options.out)
+    kept_load = kept_load_section(options.out)
+    kept = {
+        title: kept_section(options.out, title) for title in (retrain_curve.SECTION, labelled_reads.SECTION)
+    }
     options.out.write_text("\n".join(lines))
     if kept_load:
         write_section(kept_load, options.out)
-    if kept_retrain:
-        retrain_curve.write_section(kept_retrain, options.out)
+    for title, text in kept.items():
+        if text:
+            retrain_curve.write_section(text, options.out, title)

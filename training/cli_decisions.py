@@ -1,7 +1,8 @@
 """``credit decisions``: one-off maintenance of the decisions table.
 
-``backfill-day-index`` gives records written before the day index existed their ``day_shard``
-(:func:`credit_api.decision_reads.backfill`): run once after the deploy that added the index,
+``backfill-indexes`` gives records written before the time-keyed indexes existed their keys
+(``day_shard``; ``outcome_shard`` and ``outcome_at`` for a recorded outcome;
+:func:`credit_api.decision_reads.backfill`): run once after the deploy that added an index,
 with an operator's credentials (it Scans and updates; no function's role may). Safe to repeat.
 The table comes from ``--table`` (or ``DECISIONS_TABLE``), the endpoint from ``AWS_ENDPOINT_URL``.
 """
@@ -24,22 +25,20 @@ Table = Annotated[
 
 
 @app.command(
-    "backfill-day-index", epilog="Example: credit decisions backfill-day-index --table credit-risk-decisions"
+    "backfill-indexes", epilog="Example: credit decisions backfill-indexes --table credit-risk-decisions"
 )
-def backfill_day_index(
+def backfill_indexes(
     table: Table,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Only count the records without the key.")
-    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count the records missing a key.")] = False,
 ) -> None:
-    """Put every decision older than the day index into it (a conditional update each)."""
+    """Put every decision older than an index into it (a conditional update each)."""
     import boto3
-    from credit_api.decision_reads import backfill, missing_day_key
+    from credit_api.decision_reads import backfill, missing_index_keys
 
     dynamodb = boto3.session.Session().client(
         "dynamodb", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None
     )
     if dry_run:
-        typer.echo(f"{len(missing_day_key(dynamodb, table))} records without day_shard in {table}")
+        typer.echo(f"{len(missing_index_keys(dynamodb, table))} records missing an index key in {table}")
         return
-    typer.echo(f"{backfill(dynamodb, table)} records given their day_shard in {table}")
+    typer.echo(f"{backfill(dynamodb, table)} records given their index keys in {table}")

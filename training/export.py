@@ -42,7 +42,7 @@ import numpy as np
 import onnx
 import pandas as pd
 from credit_api import age_rule
-from credit_api.manifest import MANIFEST_FILE, MODEL_FILE, Distribution, Manifest
+from credit_api.manifest import MANIFEST_FILE, MODEL_FILE, AgeApproval, Distribution, Manifest
 from credit_api.policy import Policy, ScoreScale, decide_many
 from credit_api.schema import CATEGORICAL, FEATURE_NAMES, FEATURES, TARGET, schema_hash
 from credit_api.scoring import Scorer
@@ -283,8 +283,12 @@ def export(
     seed: int,
     extra: Mapping[str, Any] | None = None,
     now: datetime | None = None,
+    age_approval: AgeApproval | None = None,
 ) -> Manifest:
     """Convert, check parity, and write ``model.onnx`` and ``manifest.json`` into ``out_dir``.
+
+    ``age_approval``: the out-of-fold approval by age band under ``policy``
+    (:func:`training.fairness.age_band_approval`), recorded for the retrain's fairness gate.
 
     Raises :class:`ParityError` (writing nothing) if onnxruntime does not reproduce scikit-learn.
     """
@@ -308,6 +312,7 @@ def export(
         reason_reference=dict(reason_reference),
         reference_distributions=reference_distributions(frame, oof_probabilities, policy, score_scale),
         age_invariant=age_invariant(model, frame, seed=seed),
+        age_approval=age_approval,
         training_data_sha256=data_sha,
         package_versions=package_versions(),
         extra={"parity": parity_found, "onnx_bytes": len(model), **(extra or {})},

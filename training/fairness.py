@@ -24,6 +24,7 @@ of declines near the cut-off for the young. Each gets AUC, accuracy, the economi
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from credit_api import age_rule
+from credit_api.manifest import AgeApproval
 from credit_api.policy import Policy, break_even, decide_many
 from credit_api.schema import BY_NAME, EXAMPLE_APPLICANT, FEATURE_NAMES, TARGET
 from credit_api.scoring import Scorer
@@ -74,6 +76,9 @@ MEASURES: dict[str, str] = {
     "good_approved": "good applicants approved",
     "default_rate_approved": "default rate among the approved",
 }
+MIN_BAND_ROWS = 20
+"""Age bands with fewer rows than this are left out of the age-band approval ratio: a handful of
+applicants would swing it (the smallest band of ``data/credit.csv``, 62+, has 38)."""
 YOUNG_REVIEW_WIDTH = 2.0
 """Reviews for the young: a decline under 25 within this many review bands above the cut-off is referred."""
 
@@ -123,6 +128,32 @@ def min_max_ratio(rates: Sequence[float] | np.ndarray) -> float:
     if values.size == 0 or values.max() == 0:
         return float("nan")
     return float(values.min() / values.max())
+
+
+def age_ratio(rates: Mapping[str, float]) -> float | None:
+    """Lowest over highest approval rate; None with fewer than two bands or no approval at all."""
+    if len(rates) < 2:
+        return None
+    ratio = min_max_ratio(list(rates.values()))
+    return None if math.isnan(ratio) else ratio
+
+
+def age_band_approval(probabilities: np.ndarray, frame: pd.DataFrame, policy: Policy) -> AgeApproval:
+    """Approval rate per age band (bands of at least ``MIN_BAND_ROWS`` rows) through ``policy``.
+
+    The one measure of the retrain's fairness gate, and what training records in the manifest from
+    the champion's out-of-fold probabilities, so both sides of the gate are computed here.
+    """
+    approved = approved_by_policy(np.asarray(probabilities), frame, policy) == "approve"
+    bands = age_bands(frame["age"].to_numpy())
+    rows: dict[str, int] = {}
+    rates: dict[str, float] = {}
+    for label, _ in AGE_BANDS:
+        in_band = bands == label
+        rows[label] = int(in_band.sum())
+        if rows[label] >= MIN_BAND_ROWS:
+            rates[label] = float(approved[in_band].mean())
+    return AgeApproval(rates=rates, rows=rows, ratio=age_ratio(rates), min_band_rows=MIN_BAND_ROWS)
 
 
 def _default_rate_approved(good: np.ndarray, approved: np.ndarray) -> float:

@@ -42,6 +42,7 @@ from credit_api.manifest import MANIFEST_FILE, Manifest
 from credit_api.model_store import sha256
 from credit_api.policy import GRADES
 
+from training import labelled_decisions
 from training import monitoring_measures as measures
 from training import monitoring_outcomes as outcomes
 from training.fairness import AGE_BANDS
@@ -105,13 +106,21 @@ def build(
     shadow: Mapping[str, Any] | None = None,
     generated_at: datetime | None = None,
     t: Thresholds = THRESHOLDS,
+    labelled: Sequence[Mapping[str, Any]] = (),
+    read_from: datetime | None = None,
 ) -> dict[str, Any]:
-    """The report as a JSON-ready dict: every measure with its status, and the overall status."""
+    """The report as a JSON-ready dict: every measure with its status, and the overall status.
+
+    ``records``: the decisions (all of them locally; deployed, those made since ``read_from``).
+    ``labelled``: decisions with an outcome read apart, of any age; the outcome measures use them
+    with ``records``, the rest (volumes, drift, fairness, versions) only ``records``.
+    """
     as_of = as_of_for(day)
     seen = visible(records, day)
+    known = labelled_decisions.joined(seen, visible(labelled, day))
     recent = [r for r in seen if measures.created(r) >= as_of - timedelta(days=t.drift_window_days)]
     manifest = champion.manifest
-    by_grade = outcomes.calibration(seen, as_of, lambda r: r.get("risk_grade"), GRADES, t)
+    by_grade = outcomes.calibration(known, as_of, lambda r: r.get("risk_grade"), GRADES, t)
     bands = [label for label, _ in AGE_BANDS]
     report: dict[str, Any] = {
         "report_version": REPORT_VERSION,
@@ -126,10 +135,10 @@ def build(
         "thresholds": asdict(t),
         "volumes": measures.volumes(seen, as_of, t),
         "drift": _drift(recent, champion, t),
-        "maturity": outcomes.maturity(seen, as_of, t),
-        "performance": outcomes.performance(seen, as_of, t),
+        "maturity": outcomes.maturity(known, as_of, t, read_from),
+        "performance": outcomes.performance(known, as_of, t),
         "calibration_by_grade": by_grade,
-        "calibration_by_age_band": outcomes.calibration(seen, as_of, measures.age_band, bands, t),
+        "calibration_by_age_band": outcomes.calibration(known, as_of, measures.age_band, bands, t),
         "fairness": measures.fairness_over_time(seen, t),
         "shadow": measures.shadow_summary(shadow, t),
         "versions": measures.versions(seen, champion.version),
@@ -349,14 +358,25 @@ def local_shadow(records: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
 def run_aws(
     s3: Any, dynamodb: Any, bucket: str, table: str, day: date
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """Read the table and the champion, build the report and write it to the bucket."""
-    from credit_api.decision_reads import scan_decisions
+    """Read the table and the champion, build the report and write it to the bucket.
+
+    No Scan: the decisions of the last ``decisions_read_days`` through the day index, and the
+    labelled ones of any age brought up to date incrementally (:mod:`training.labelled_decisions`,
+    the snapshot the retrain shares). What was read goes into the report (``labelled_read``).
+    """
+    from credit_api.decision_reads import window
     from credit_api.shadow import report_comparison
 
-    records = visible(scan_decisions(dynamodb, table), day)
+    as_of = as_of_for(day)
+    read_from = as_of - timedelta(days=THRESHOLDS.decisions_read_days)
+    records = visible(window(dynamodb, table, read_from, as_of), day)
+    labelled = labelled_decisions.refresh(s3, dynamodb, bucket, table)
     champion = champion_from_s3(s3, bucket)
-    comparison = report_comparison(s3, bucket, records) or local_shadow(records)
-    report = build(records, champion, day, shadow=comparison)
+    known = labelled_decisions.joined(records, labelled.records)
+    comparison = report_comparison(s3, bucket, known) or local_shadow(known)
+    report = build(records, champion, day, shadow=comparison, labelled=labelled.records, read_from=read_from)
+    report["labelled_read"] = labelled.summary()
+    logger.info("monitoring reads", extra={"decisions": len(records), **labelled.summary()})
     return report, write_s3(s3, bucket, report)
 
 

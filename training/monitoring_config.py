@@ -48,6 +48,10 @@ class Thresholds:
     """A week with fewer decisions has no mix status."""
     weeks_shown: int = 26
     months_shown: int = 12
+    decisions_read_days: int = 372
+    """The deployed report reads the decisions of this many days (the day index), and the labelled
+    ones of any age (:mod:`training.labelled_decisions`): enough for the weeks and months shown,
+    the drift window and the maturity buckets up to 12 months, whatever the table's age."""
 
     performance_window_days: int = 365
     """A loan's outcome is final (mature) only this long after its decision: loans take months

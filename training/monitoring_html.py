@@ -153,10 +153,23 @@ def section_drift(report: Mapping[str, Any], plots: Mapping[str, str]) -> str:
     return "".join(out)
 
 
+def _read_note(m: Mapping[str, Any]) -> str:
+    """Says which decisions were counted when the report read a window, not the whole log."""
+    if not m.get("decisions_read_from"):
+        return ""
+    return (
+        f" Decisions counted: those made since {_e(m['decisions_read_from'][:10])}; older ones were read"
+        f" only when they have an outcome ({_e(m['outcomes_all_ages'])} outcomes of all ages)."
+    )
+
+
 def section_maturity(report: Mapping[str, Any]) -> str:
     m = report["maturity"]
     ages = m["decision_age_days"]
-    rows = [(_e(b["age"]), _e(b["decisions"]), _e(b["outcomes"])) for b in m["by_age"]]
+    rows = [
+        (_e(b["age"]), _e("not read" if b["decisions"] is None else b["decisions"]), _e(b["outcomes"]))
+        for b in m["by_age"]
+    ]
     return (
         f"<h2>Outcome maturity {badge(m['status'])}</h2>"
         f"<p>{_e(m['with_outcome'])} of {_e(m['decisions'])} decisions"
@@ -166,7 +179,8 @@ def section_maturity(report: Mapping[str, Any]) -> str:
         f" decision: {_e(m['mature_outcomes'])} outcomes are mature ({_e(m['mature_defaults'])}"
         " defaults).</p>"
         f'<p class="note">Decision ages: youngest {_e(ages["min"])} days, median {_e(ages["median"])},'
-        f" oldest {_e(ages['max'])}.</p>" + table(("Decision age", "Decisions", "With outcome"), rows, (1, 2))
+        f" oldest {_e(ages['max'])}.{_read_note(m)}</p>"
+        + table(("Decision age", "Decisions", "With outcome"), rows, (1, 2))
     )
 
 

@@ -36,31 +36,45 @@ def is_mature(record: Record, as_of: datetime, t: Thresholds = THRESHOLDS) -> bo
     return moment is not None and (as_of - moment).days >= t.performance_window_days
 
 
-def maturity(records: Sequence[Record], as_of: datetime, t: Thresholds = THRESHOLDS) -> dict[str, Any]:
+def maturity(
+    records: Sequence[Record], as_of: datetime, t: Thresholds = THRESHOLDS, read_from: datetime | None = None
+) -> dict[str, Any]:
     """How many decisions have an outcome and how old they are.
+
+    ``read_from``: when only the decisions made since then were read, with the labelled ones of
+    any age (the deployed monitor, :func:`training.monitoring.run_aws`), the counts of decisions
+    are over that window, and an age bucket reaching past it gives its outcomes but no count of
+    decisions (``None``: not read), never a share computed on a partial count.
 
     Status: green once ``min_outcomes`` mature outcomes exist (performance figures are then
     final), otherwise ``insufficient``: every outcome-based figure is provisional.
     """
-    ages = [(as_of - m).days for r in records if (m := created(r)) is not None]
+    dated = [(r, m) for r in records if (m := created(r)) is not None]
+    in_window = [r for r, m in dated if read_from is None or m >= read_from]
+    read_days = None if read_from is None else (as_of - read_from).days
     with_outcome = [r for r in records if defaulted(r) is not None]
     mature = [r for r in with_outcome if is_mature(r, as_of, t)]
+    ages = [(as_of - m).days for r, m in dated]
     buckets = []
     lower = 0
     for label, upper in AGE_BUCKETS:
-        inside = [r for r in records if (m := created(r)) is not None and lower <= (as_of - m).days < upper]
+        inside = [r for r, m in dated if lower <= (as_of - m).days < upper]
+        counted = read_days is None or upper <= read_days
         buckets.append(
             {
                 "age": label,
-                "decisions": len(inside),
+                "decisions": len(inside) if counted else None,
                 "outcomes": sum(defaulted(r) is not None for r in inside),
             }
         )
         lower = upper
+    window_outcomes = sum(defaulted(r) is not None for r in in_window)
     return {
-        "decisions": len(records),
-        "with_outcome": len(with_outcome),
-        "outcome_share": share(len(with_outcome), len(records)),
+        "decisions": len(in_window),
+        "with_outcome": window_outcomes,
+        "outcome_share": share(window_outcomes, len(in_window)),
+        "outcomes_all_ages": len(with_outcome),
+        "decisions_read_from": None if read_from is None else read_from.isoformat(),
         "mature_outcomes": len(mature),
         "mature_defaults": sum(bool(defaulted(r)) for r in mature),
         "performance_window_days": t.performance_window_days,

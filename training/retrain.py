@@ -2,13 +2,16 @@
 
 One run:
 
-1. Read ``data/credit.csv`` from the model bucket and the decisions with an outcome (or a shadow
-   score) from the decisions table (:func:`scan_outcomes`, which says why that is still a Scan).
-   Decisions with a recorded outcome become extra training rows (their inputs, ``default`` =
-   the outcome); rows that no longer pass the applicant schema are counted and left out.
+1. Read ``data/credit.csv`` from the model bucket and the decisions with an outcome,
+   incrementally: the snapshot of labelled decisions plus the outcomes recorded since it was
+   last brought up to date (:mod:`training.labelled_decisions`; no Scan, the cost is the new
+   outcomes). Decisions with a recorded outcome become extra training rows (their inputs,
+   ``default`` = the outcome); rows that no longer pass the applicant schema are counted and left
+   out. The report's ``labelled_read`` says how many were read and from when.
 2. Drift: PSI of each input and of the score, decisions of the last ``DRIFT_WINDOW_DAYS`` (read
    from the table's day index, :func:`credit_api.decision_reads.window`, not scanned) against the
-   champion's ``reference_distributions`` (:mod:`training.monitor`).
+   champion's ``reference_distributions`` (:mod:`training.monitor`). The shadow comparison uses
+   those decisions and the labelled ones (the shadow's AUC needs outcomes).
 3. Train a challenger with :func:`training.train.train` on the combined frame.
 4. Compare, each model on rows it was not trained on (a champion scored on its own training
    rows would look better than it is, a forest most of all):
@@ -27,9 +30,22 @@ One run:
    when its age-band approval ratio (lowest over highest approval rate across
    ``training.fairness.AGE_BANDS``) is below ``AGE_RATIO_FLOOR``, or more than
    ``AGE_RATIO_MARGIN`` below the champion's. Both through the policy in force (the published
-   one, else each model's manifest policy, as the function serves them), on the run's rows: the
-   challenger by its out-of-fold probabilities, the champion by its ONNX model. The verdict's
-   reason says which condition failed; ``age_gate`` in the report holds both ratios and rates.
+   one, else each model's manifest policy, as the function serves them), and both out of fold,
+   like with like (:func:`training.fairness.age_band_approval` computes every ratio): the
+   challenger's from its out-of-fold probabilities on the run's rows, the champion's as its
+   manifest records it (``age_approval``: its out-of-fold probabilities on its own training
+   rows, under its manifest's policy). A champion scored by its ONNX model on the run's rows,
+   mostly its own training rows, would be measured in-sample, sharper than it serves, which
+   biases the comparison one way or the other. The recorded ratio holds only for the manifest's
+   policy, so when the policy in force differs (a published policy) or the manifest predates
+   the field, the champion is scored by its ONNX model on the run's *fresh* rows (outcomes
+   recorded after it was built, out of sample) when there are ``AGE_FRESH_MIN_ROWS`` of them and
+   the ratio can be measured on them, and the margin then compares it with the challenger's
+   out-of-fold ratio on the same rows (the same rows share their sample's noise; the floor still
+   takes the challenger's ratio on all rows); else, as before, on all the run's rows (in-sample).
+   ``age_gate.basis`` in the report says which (``recorded out of fold``, ``fresh outcomes``,
+   ``in-sample``), and the gate's reason says why. The verdict's reason says which condition
+   failed; ``age_gate`` in the report holds both ratios and rates.
 5. Always write the run's report under ``reports/retrain/<run id>/``. When promoting, the
    challenger is stored as an immutable verified version (:mod:`credit_api.registry`), the
    report is written, and only then is the pointer switched: the pointer's change record
@@ -56,7 +72,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import os
 import secrets
 import tempfile
@@ -72,7 +87,6 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from credit_api import manifest, policy_store, registry
 from credit_api.aws import error_code
-from credit_api.decision_log import record_of
 from credit_api.decision_reads import window
 from credit_api.model_store import POINTER_KEY, LoadedModel
 from credit_api.policy import Policy
@@ -80,7 +94,7 @@ from credit_api.schema import FEATURE_NAMES, TARGET, Applicant
 from credit_api.shadow import report_comparison as shadow_comparison
 from sklearn.metrics import roc_auc_score
 
-from training import fairness, monitor
+from training import fairness, labelled_decisions, monitor
 from training.config import SEED
 from training.data import load as load_csv
 
@@ -100,9 +114,15 @@ AGE_RATIO_MARGIN = 0.02
 age gap. Not zero, because the ratio moves by a few hundredths between models of equal merit
 (0.75-0.83 across repeats of one pipeline, issue #11); an exact-or-better rule would keep
 challengers for noise."""
-MIN_BAND_ROWS = 20
-"""Age bands with fewer rows than this are left out of the ratio: a handful of applicants would
-swing it (the smallest band of ``data/credit.csv``, 62+, has 38)."""
+MIN_BAND_ROWS = fairness.MIN_BAND_ROWS
+"""Age bands with fewer rows than this are left out of the ratio (``training.fairness``)."""
+AGE_FRESH_MIN_ROWS = 1000
+"""Fresh outcomes needed to measure the champion's age-band ratio on them, when its manifest's
+record does not apply: as many as the 1000 rows a recorded ratio is measured on. On a hundred
+rows (enough for an AUC) a band of twenty moves the ratio by 0.05 per approval, far more than
+``AGE_RATIO_MARGIN``: fewer fresh outcomes leave the champion measured in-sample."""
+BASES = ("recorded out of fold", "fresh outcomes", "in-sample")
+"""How the champion's age-band ratio was measured, best first (module docstring: fairness gate)."""
 CV_AUC = "roc_auc"
 """The key of the nested-CV ROC AUC in ``TrainResult.cv_metrics`` and ``Manifest.metrics``."""
 DRIFT_WINDOW_DAYS = 30
@@ -176,6 +196,10 @@ class AgeGate:
     margin: float
     passed: bool
     reason: str
+    basis: str | None = None
+    """How the champion's ratio was measured (one of ``BASES``; None without a champion)."""
+    challenger_ratio_alike: float | None = None
+    """The challenger's ratio on the champion's rows, when those are the fresh outcomes: the margin's."""
 
 
 @dataclass(frozen=True)
@@ -220,6 +244,8 @@ class RetrainResult:
     (:func:`credit_api.shadow.compare`): the swap set and both AUCs on the same loans."""
     age_gate: dict[str, Any] | None = None
     """The fairness gate (:class:`AgeGate`) as judged against the last champion compared."""
+    labelled_read: dict[str, Any] | None = None
+    """How the labelled decisions were read (:meth:`training.labelled_decisions.Refresh.summary`)."""
 
     def summary(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self), default=str))
@@ -230,25 +256,6 @@ def read_base_frame(s3: Any, bucket: str, work_dir: Path) -> pd.DataFrame:
     path = work_dir / "credit.csv"
     path.write_bytes(s3.get_object(Bucket=bucket, Key=DATA_KEY)["Body"].read())
     return load_csv(path)
-
-
-def scan_outcomes(dynamodb: Any, table: str) -> list[dict[str, Any]]:
-    """Every decision with an outcome or a shadow score: all the training rows and the shadow comparison use.
-
-    Still a Scan, unlike the drift window (:func:`credit_api.decision_reads.window`): outcomes
-    arrive months after their decisions, for decisions of any age up to the retention (800
-    days), so the training rows are in every day's partition of the day index and reading them
-    by day would read the whole table too. The filter keeps in memory only the records used
-    (a Scan still reads, and is billed for, every item): the path beyond is an index keyed by
-    the outcome's time, or a DynamoDB export to S3.
-    """
-    records = []
-    pages = dynamodb.get_paginator("scan").paginate(
-        TableName=table, FilterExpression="attribute_exists(outcome) OR attribute_exists(shadow)"
-    )
-    for page in pages:
-        records.extend(record_of(item) for item in page["Items"])
-    return records
 
 
 def outcome_rows(records: Sequence[Mapping[str, Any]]) -> Outcomes:
@@ -340,34 +347,20 @@ def compare(
     return Comparison(basis, challenger, champion, min_gain, promote, reason)
 
 
-def approval_by_age_band(probabilities: np.ndarray, frame: pd.DataFrame, policy: Policy) -> dict[str, float]:
-    """The approval rate per age band (bands of at least ``MIN_BAND_ROWS`` rows), through ``policy``."""
-    approved = fairness.approved_by_policy(np.asarray(probabilities), frame, policy) == "approve"
-    bands = fairness.age_bands(frame["age"].to_numpy())
-    rates = {}
-    for label, _ in fairness.AGE_BANDS:
-        in_band = bands == label
-        if in_band.sum() >= MIN_BAND_ROWS:
-            rates[label] = float(approved[in_band].mean())
-    return rates
-
-
-def age_ratio(rates: Mapping[str, float]) -> float | None:
-    """Lowest over highest approval rate; None with fewer than two bands or no approval at all."""
-    if len(rates) < 2:
-        return None
-    ratio = fairness.min_max_ratio(list(rates.values()))
-    return None if math.isnan(ratio) else ratio
-
-
 def judge_age_ratio(
     challenger: float | None,
     champion: float | None,
     *,
     floor: float = AGE_RATIO_FLOOR,
     margin: float = AGE_RATIO_MARGIN,
+    alike: float | None = None,
 ) -> tuple[bool, str]:
-    """Whether the challenger's ratio may be promoted, and why (module docstring: fairness gate)."""
+    """Whether the challenger's ratio may be promoted, and why (module docstring: fairness gate).
+
+    ``alike``: the challenger's ratio on the same rows as the champion's (fresh outcomes), which
+    the margin then compares instead of ``challenger``: a ratio moves with its sample, and the
+    same rows share that noise. The floor always takes ``challenger``.
+    """
     if challenger is None:
         return False, (
             "the challenger's age-band approval ratio cannot be measured "
@@ -378,13 +371,17 @@ def judge_age_ratio(
             False,
             f"the challenger's age-band approval ratio {challenger:.3f} is below the floor {floor:.2f}",
         )
-    if champion is not None and round(champion - challenger, 9) > margin:
+    compared = challenger if alike is None else alike
+    if champion is not None and round(champion - compared, 9) > margin:
         return False, (
-            f"the challenger's age-band approval ratio {challenger:.3f} is more than {margin} "
+            f"the challenger's age-band approval ratio {compared:.3f} is more than {margin} "
             f"below the champion's {champion:.3f}"
         )
     against = f", champion's {champion:.3f}" if champion is not None else ""
-    return True, f"age-band approval ratio {challenger:.3f}{against}: floor {floor:.2f}, margin {margin}"
+    same_rows = f" ({compared:.3f} on the champion's rows)" if alike is not None else ""
+    return True, (
+        f"age-band approval ratio {challenger:.3f}{same_rows}{against}: floor {floor:.2f}, margin {margin}"
+    )
 
 
 def policy_in_force(s3: Any, bucket: str) -> PolicyInForce:
@@ -399,32 +396,83 @@ def policy_in_force(s3: Any, bucket: str) -> PolicyInForce:
         return PolicyInForce(error=str(exc))
 
 
+@dataclass(frozen=True)
+class ChampionApproval:
+    """The champion's approval rates by age band, the basis (one of ``BASES``) and why that one;
+    ``positions``: the rows of the run's frame it was measured on, for the fresh basis only."""
+
+    rates: dict[str, float]
+    basis: str
+    why: str
+    positions: list[int] | None = None
+
+
+def champion_age_approval(
+    champion: LoadedModel, frame: pd.DataFrame, fresh: Sequence[int], policy: PolicyInForce
+) -> ChampionApproval:
+    """Its manifest's out-of-fold record when that holds for the policy in force; else its ONNX
+    model on the ``fresh`` positions of ``frame`` when enough; else on all of ``frame`` (in-sample)."""
+    in_force = policy.of(champion.manifest)
+    recorded = champion.manifest.age_approval
+    if recorded is not None and in_force == champion.manifest.policy:
+        return ChampionApproval(dict(recorded.rates), BASES[0], "out of fold, as its manifest records it")
+    why = (
+        "its manifest records no out-of-fold approval"
+        if recorded is None
+        else "the policy in force is not its manifest's"
+    )
+    if len(fresh) >= AGE_FRESH_MIN_ROWS:
+        rows = frame.iloc[list(fresh)]
+        measured = fairness.age_band_approval(_champion_probabilities(champion, rows), rows, in_force)
+        if measured.ratio is not None:
+            return ChampionApproval(
+                measured.rates, BASES[1], f"on {len(fresh)} fresh outcomes, as {why}", list(fresh)
+            )
+    measured = fairness.age_band_approval(_champion_probabilities(champion, frame), frame, in_force)
+    return ChampionApproval(
+        measured.rates, BASES[2], f"in-sample on the run's rows, as {why} and too few fresh outcomes"
+    )
+
+
+def _champion_probabilities(champion: LoadedModel, rows: pd.DataFrame) -> np.ndarray:
+    return np.asarray(champion.scorer.predict(rows[list(FEATURE_NAMES)].to_dict("records")))
+
+
 def age_gate(
     frame: pd.DataFrame,
     challenger_oof: np.ndarray,
     challenger_manifest: manifest.Manifest,
     champion: LoadedModel | None,
     policy: PolicyInForce,
+    fresh: Sequence[int] = (),
 ) -> AgeGate:
-    """The fairness gate on the run's rows: the challenger out of fold, the champion by its ONNX model."""
-    challenger_rates = approval_by_age_band(challenger_oof, frame, policy.of(challenger_manifest))
-    champion_rates: dict[str, float] = {}
-    if champion is not None:
-        probabilities = champion.scorer.predict(frame[list(FEATURE_NAMES)].to_dict("records"))
-        champion_rates = approval_by_age_band(probabilities, frame, policy.of(champion.manifest))
-    challenger_ratio, champion_ratio = age_ratio(challenger_rates), age_ratio(champion_rates)
-    passed, reason = judge_age_ratio(challenger_ratio, champion_ratio)
+    """The fairness gate: the challenger out of fold on the run's rows, the champion on the best
+    basis it has (:func:`champion_age_approval`); ``fresh``: positions of the fresh outcomes."""
+    oof = np.asarray(challenger_oof)
+    challenger_policy = policy.of(challenger_manifest)
+    challenger = fairness.age_band_approval(oof, frame, challenger_policy)
+    measured = champion_age_approval(champion, frame, fresh, policy) if champion is not None else None
+    alike = None
+    if measured is not None and measured.positions is not None:
+        rows = frame.iloc[measured.positions]
+        alike = fairness.age_band_approval(oof[measured.positions], rows, challenger_policy).ratio
+    champion_ratio = fairness.age_ratio(measured.rates) if measured else None
+    passed, reason = judge_age_ratio(challenger.ratio, champion_ratio, alike=alike)
+    if measured is not None:
+        reason = f"{reason} (the champion's measured {measured.why})"
     if policy.error is not None:
         passed, reason = False, f"the published policy cannot be read ({policy.error})"
     return AgeGate(
-        challenger_ratio=challenger_ratio,
+        challenger_ratio=challenger.ratio,
         champion_ratio=champion_ratio,
-        challenger_rates=challenger_rates,
-        champion_rates=champion_rates,
+        challenger_rates=dict(challenger.rates),
+        champion_rates=measured.rates if measured else {},
         floor=AGE_RATIO_FLOOR,
         margin=AGE_RATIO_MARGIN,
         passed=passed,
         reason=reason,
+        basis=measured.basis if measured else None,
+        challenger_ratio_alike=alike,
     )
 
 
@@ -436,19 +484,23 @@ def gated(comparison: Comparison, gate: AgeGate) -> Comparison:
 
 
 def _fresh(
-    frame: pd.DataFrame, base_rows: int, outcomes: Outcomes, champion: LoadedModel | None, oof: np.ndarray
+    frame: pd.DataFrame, positions: Sequence[int], champion: LoadedModel | None, oof: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """Labels, challenger OOF and champion probabilities on outcomes recorded after the champion was built."""
-    if champion is None:
+    """Labels, challenger OOF and champion probabilities on the fresh ``positions`` of ``frame``."""
+    if champion is None or not positions:
         return None
+    rows = frame.iloc[list(positions)]
+    champion_probabilities = champion.scorer.predict(rows[list(FEATURE_NAMES)].to_dict("records"))
+    return rows[TARGET].to_numpy(), oof[list(positions)], champion_probabilities
+
+
+def _fresh_positions(base_rows: int, outcomes: Outcomes, champion: LoadedModel | None) -> list[int]:
+    """Positions in the run's frame of the outcomes recorded after the champion was built."""
+    if champion is None:
+        return []
     built = champion.manifest.created_at
     built = built if built.tzinfo else built.replace(tzinfo=UTC)
-    positions = [base_rows + i for i, at in enumerate(outcomes.recorded_at) if at > built]
-    if not positions:
-        return None
-    rows = frame.iloc[positions]
-    champion_probabilities = champion.scorer.predict(rows[list(FEATURE_NAMES)].to_dict("records"))
-    return rows[TARGET].to_numpy(), oof[positions], champion_probabilities
+    return [base_rows + i for i, at in enumerate(outcomes.recorded_at) if at > built]
 
 
 def upload_training_reports(s3: Any, bucket: str, prefix: str, directory: Path) -> list[str]:
@@ -484,13 +536,14 @@ class _Run:
 def _judge(run: _Run, champion: LoadedModel | None) -> tuple[Comparison, AgeGate]:
     """The promotion rule, then the fairness gate on it."""
     oof = np.asarray(run.challenger.oof_probabilities)
+    fresh = _fresh_positions(run.base_rows, run.outcomes, champion)
     comparison = compare(
         challenger_cv_auc=float(run.challenger.cv_metrics[CV_AUC]),
         champion_cv_auc=champion.manifest.metrics.get(CV_AUC) if champion else None,
         has_champion=champion is not None,
-        fresh=_fresh(run.frame, run.base_rows, run.outcomes, champion, oof),
+        fresh=_fresh(run.frame, fresh, champion, oof),
     )
-    gate = age_gate(run.frame, oof, run.challenger_manifest, champion, run.policy)
+    gate = age_gate(run.frame, oof, run.challenger_manifest, champion, run.policy, fresh)
     return gated(comparison, gate), gate
 
 
@@ -551,22 +604,26 @@ def retrain(
     with tempfile.TemporaryDirectory(prefix="retrain-") as tmp:
         work = Path(tmp)
         started_from, champion = current_champion(s3, settings.bucket)
-        records = scan_outcomes(dynamodb, settings.table)
-        outcomes = outcome_rows(records)
+        labelled = labelled_decisions.refresh(s3, dynamodb, settings.bucket, settings.table)
+        outcomes = outcome_rows(labelled.records)
+        recent = window(dynamodb, settings.table, now - timedelta(days=DRIFT_WINDOW_DAYS), now)
         base = read_base_frame(s3, settings.bucket, work)
         frame = combined_frame(base, outcomes.rows)
         drift_report = (
             monitor.drift(
-                champion.manifest.reference_distributions,
-                window(dynamodb, settings.table, now - timedelta(days=DRIFT_WINDOW_DAYS), now),
-                model_version=champion.version,
+                champion.manifest.reference_distributions, recent, model_version=champion.version
             ).as_dict()
             if champion
             else {}
         )
         logger.info(
             "retrain data",
-            extra={"rows": len(frame), "outcomes": len(outcomes.rows), "rejected": outcomes.rejected},
+            extra={
+                "rows": len(frame),
+                "outcomes": len(outcomes.rows),
+                "rejected": outcomes.rejected,
+                **labelled.summary(),
+            },
         )
         challenger = trainer(frame, out_dir=work / "challenger", seed=seed, quick=settings.quick)
         challenger_manifest = manifest.Manifest.model_validate_json(
@@ -594,8 +651,11 @@ def retrain(
             challenger_version=challenger_manifest.model_version,
             champion_version=champion.version if champion else None,
             drift=drift_report,
-            shadow=shadow_comparison(s3, settings.bucket, records),
+            shadow=shadow_comparison(
+                s3, settings.bucket, labelled_decisions.joined(recent, labelled.records)
+            ),
             age_gate=asdict(gate),
+            labelled_read=labelled.summary(),
         )
         keys = upload_training_reports(s3, settings.bucket, prefix, work / "challenger")
         result.report_keys = [*keys, run.report_key]

@@ -8,6 +8,11 @@ calls it on new data. Deterministic for a given seed; progress lines go to ``pro
 The model learns from :func:`training.fairness.model_inputs` (age left out; the choice and its
 measured effect are in ``reports/fairness.md``). ``credit train`` then writes ``reports/fairness.*``
 from the raw UCI file's protected attributes and the model card ``docs/model-card.md``.
+
+The manifest records the champion's approval by age band from its out-of-fold probabilities (the
+first repeat's, ``TrainResult.oof_probabilities``) under the manifest's policy
+(:func:`training.fairness.age_band_approval`): the retrain's fairness gate compares a challenger's
+out-of-fold ratio with that, not with the champion scored on its own training rows.
 """
 
 from __future__ import annotations
@@ -263,6 +268,7 @@ def _train(
         reason_reference=favourable_reference(frame),
         oof_probabilities=oof,
         seed=seed,
+        age_approval=fairness.age_band_approval(oof[0], frame, config.DEFAULT_POLICY),
         extra={
             "cv": f"nested, stratified {protocol['outer_splits']}-fold x {protocol['outer_repeats']} outer",
             "params": comparison.plain_params(deployed[champion.name]),

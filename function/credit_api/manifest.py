@@ -29,6 +29,25 @@ class Distribution(BaseModel):
     shares: list[float]
 
 
+class AgeApproval(BaseModel):
+    """The model's approval rate per age band, as the retrain's fairness gate measures a challenger.
+
+    From the model's out-of-fold probabilities on its own training rows, through the manifest's
+    policy (``training.fairness.age_band_approval``): out of fold, because a model scored on its
+    training rows looks sharper than it serves, so the gate can compare a challenger's out-of-fold
+    ratio with its champion's like with like. Read by the retrain only; the function ignores it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rates: dict[str, float] = Field(description="approval rate per age band with at least min_band_rows rows")
+    rows: dict[str, int] = Field(description="training rows per age band, every band")
+    ratio: float | None = Field(
+        description="lowest over highest rate; None with fewer than two bands or none approved"
+    )
+    min_band_rows: int
+
+
 class Manifest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
 
@@ -52,6 +71,11 @@ class Manifest(BaseModel):
         False,
         description="the model's output does not depend on age: verified by the export on every training"
         " row at every age, and again at load; Regulation B's age rule then holds by construction",
+    )
+    age_approval: AgeApproval | None = Field(
+        None,
+        description="out-of-fold approval by age band under this manifest's policy, for the retrain's"
+        " fairness gate; None in manifests written before it was recorded",
     )
     training_data_sha256: str
     package_versions: dict[str, str]

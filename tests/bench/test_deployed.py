@@ -39,9 +39,10 @@ def test_the_section_reports_the_measured_numbers_and_the_snapstart_target(resul
     assert result["target"] in text
 
 
-def test_a_compiled_copy_carries_bytecode_and_its_row_is_reported(result: dict, tmp_path) -> None:
-    target = deployed.compiled(deployed.source_target(), tmp_path)
+def test_a_copy_without_bytecode_has_no_pyc_and_its_row_is_reported(result: dict, tmp_path) -> None:
+    target = deployed.without_bytecode(deployed.source_target(), tmp_path)
     (code,) = target.code_dirs
-    assert any((code / "credit_api" / "__pycache__").glob("main.*.pyc"))
-    text = deployed.section(result, with_bytecode=result)
-    assert "bytecode compiled" in text
+    assert (code / "credit_api" / "main.py").is_file()
+    assert not any(code.rglob("*.pyc"))
+    text = deployed.section(result, no_bytecode=result)
+    assert "without its bytecode" in text

@@ -74,9 +74,9 @@ def test_credit_bench_keeps_the_retrain_section_it_does_not_measure(tmp_path) ->
     path = tmp_path / "BENCHMARKS.md"
     section = f"{retrain_curve.SECTION}\n\n| rows |\n|---:|\n| 1,000 |\n"
     path.write_text(f"# Benchmarks\n\nold table\n\n{section}\n## Portfolio scoring (one worker)\n\nx\n")
-    kept = run.kept_retrain_section(path)
+    kept = run.kept_section(path)
     assert kept == section
     path.write_text("# Benchmarks\n\nnew table\n")
     retrain_curve.write_section(kept, path)
     assert path.read_text() == f"# Benchmarks\n\nnew table\n\n{section}"
-    assert run.kept_retrain_section(tmp_path / "absent.md") is None
+    assert run.kept_section(tmp_path / "absent.md") is None

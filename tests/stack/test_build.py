@@ -33,8 +33,11 @@ pytestmark = pytest.mark.slow
 BUILD_DIR = ROOT / ".aws-sam" / "build"
 FUNCTION = "PredictFunction"
 MIB = 2**20
-BUDGET_MIB = 170
-"""The Lambda limit is 250 MiB unzipped; the bundle is mostly onnxruntime and numpy."""
+BUDGET_MIB = 180
+"""The Lambda limit is 250 MiB unzipped; the bundle is mostly onnxruntime and numpy.
+
+The shipped bytecode (function/Makefile) adds about 15 MiB; pruning what the function never
+loads (numpy's tests, onnxruntime's offline tools) takes back 12: 167 MiB before, 171 after."""
 FORBIDDEN = {"sklearn", "pandas", "training", "scipy", "skl2onnx", "uvicorn"}
 
 
@@ -259,3 +262,38 @@ def test_the_built_bundle_runs_the_portfolio_worker_and_assembler(
     summary = answers["PortfolioAssemblerFunction"]
     assert (summary["rows"], summary["results"], summary["error_rows"]) == (3, 2, 1)
     assert summary["versions"][0]["model_version"] == stack.pointer["model_version"]
+
+
+PYC_CHECK = """
+import importlib.util, pathlib, sys
+root = pathlib.Path(sys.argv[1])
+sources = [p for p in root.rglob("*.py")]
+bad = []
+for source in sources:
+    cached = pathlib.Path(importlib.util.cache_from_source(str(source)))
+    head = cached.read_bytes()[:8] if cached.is_file() else b""
+    if head[:4] != importlib.util.MAGIC_NUMBER or int.from_bytes(head[4:8], "little") != 0b01:
+        bad.append(str(source.relative_to(root)))
+print(len(sources), len(bad), *bad[:10])
+"""
+"""For each .py of the bundle: a pyc in ``__pycache__`` with python3.12's magic number and the
+unchecked-hash flag (PEP 552: bit 0 hash-based, bit 1 check the source; 0b01)."""
+
+
+def test_every_module_of_the_bundle_ships_unchecked_hash_bytecode_for_python312(
+    built: Path, tool_env: dict[str, str]
+) -> None:
+    """Lambda's /var/task is read-only: without bytecode each cold start compiles every module
+    (2.1 s against 0.92 s, measured through the built bundle against a moto server). Unchecked
+    hash, because a deploy does not keep the sources' times, which timestamp pycs are checked by."""
+    result = subprocess.run(
+        ["python3.12", "-I", "-c", PYC_CHECK, str(built)],
+        env=tool_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    sources, bad, *examples = result.stdout.split()
+    assert int(sources) > 1000  # the dependencies, not only credit_api
+    assert int(bad) == 0, examples

@@ -22,6 +22,7 @@ from tests.stack.test_permissions import FUNCTION_CODE, NAMES, TRAINING_CODE, co
 from tests.support import LambdaContext, load_event, metric_names, metric_values
 from tests.training import monitoring_support as support
 from training import monitoring
+from training.labelled_decisions import SNAPSHOT_KEY
 
 DAY = "2026-11-30"
 KEYS = {
@@ -66,7 +67,10 @@ def test_the_handler_writes_the_days_report_then_the_pointer_with_allowed_calls_
     assert report["drift"]["scored_by_champion"] >= 100 and report["drift"]["status"] != "insufficient"
     assert _object(storage, KEYS["html"]).decode().startswith("<!DOCTYPE html>")
     puts = [c.params["Key"] for c in calls if c.operation == "PutObject"]
-    assert puts == [KEYS["json"], KEYS["html"], KEYS["latest"]]
+    assert puts == [SNAPSHOT_KEY, KEYS["json"], KEYS["html"], KEYS["latest"]]
+    assert all(c.operation != "Scan" for c in calls)  # a year by day, the labelled by outcome time
+    assert report["labelled_read"]["full_read"] and report["labelled_read"]["saved"]
+    assert report["maturity"]["with_outcome"] == sum(r["outcome"] is not None for r in logged)
     resolver = storage["resolver"]
     policy = statements(resolver, "MonitorFunction")
     denied = [

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from credit_api import registry
-from credit_api.manifest import MANIFEST_FILE, MODEL_FILE, Manifest
+from credit_api.manifest import MANIFEST_FILE, MODEL_FILE, AgeApproval, Manifest
 from credit_api.schema import FEATURE_NAMES, TARGET
 from credit_api.scoring import Scorer
 
@@ -30,7 +30,7 @@ from tests.stack.aws_calls import allowed, policy_actions, recorded_calls
 from tests.stack.emitted import emitted_metrics as emitted
 from tests.stack.test_permissions import statements
 from tests.support import LambdaContext, emf_records, load_event, metric_names, metric_values
-from training import monitor, retrain
+from training import fairness, monitor, retrain
 from training.data import load as load_data
 
 NOW = datetime.now(UTC)
@@ -51,8 +51,10 @@ def write_model(
     version: str,
     reference_frame: pd.DataFrame | None = None,
     cv_auc: float = CHAMPION_CV_AUC,
+    age_approval: AgeApproval | None = None,
 ) -> Path:
-    """The bundled ONNX model as a model built yesterday with a CV AUC, and reference distributions."""
+    """The bundled ONNX model as a model built yesterday with a CV AUC, reference distributions,
+    and the out-of-fold age-band approval its training recorded (None: an older manifest)."""
     from training.export import reference_distributions
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -62,6 +64,7 @@ def write_model(
         "model_version": version,
         "created_at": NOW - timedelta(days=1),
         "metrics": {retrain.CV_AUC: cv_auc},
+        "age_approval": age_approval,
     }
     if reference_frame is not None:
         scorer = Scorer.from_bytes((directory / MODEL_FILE).read_bytes())
@@ -212,6 +215,11 @@ def test_a_better_challenger_is_published_and_the_pointer_flips(deployed: dict[s
 
     assert result.verdict == "promoted", result.comparison.reason
     assert result.comparison.basis == "120 fresh outcomes"
+    # An older champion manifest records no out-of-fold approval, and 120 fresh outcomes are too few
+    # to measure an age-band ratio on: the champion is measured in-sample, and the report says so.
+    gate = result.age_gate
+    assert gate is not None and gate["basis"] == "in-sample" and gate["challenger_ratio_alike"] is None
+    assert "as its manifest records no out-of-fold approval and too few fresh outcomes" in gate["reason"]
     assert result.comparison.challenger_auc >= result.comparison.champion_auc + retrain.MIN_AUC_GAIN
     assert result.champion_version == "champion-1" and result.challenger_version == "challenger-good"
     assert (result.outcomes_used, result.outcomes_rejected) == (120, 0)
@@ -279,20 +287,6 @@ def test_the_age_ratio_gate_at_its_floor_and_margin() -> None:
     assert not unmeasured and "cannot be measured" in reason
 
 
-def test_approval_rates_by_age_band_on_hand_worked_rows() -> None:
-    """Under 25: 12 of 20 approved; 25-39: 16 of 20; 40-61: 10 rows, too few to count."""
-    policy = Manifest.model_validate_json((BUNDLED_MODEL / MANIFEST_FILE).read_text()).policy
-    ages = [22] * 20 + [30] * 20 + [50] * 10
-    approve, decline = 0.01, 0.99
-    probabilities = [approve] * 12 + [decline] * 8 + [approve] * 16 + [decline] * 4 + [approve] * 10
-    frame = pd.DataFrame({"age": ages, "amount": 2000, "months_loan_duration": 12})
-    rates = retrain.approval_by_age_band(np.array(probabilities), frame, policy)
-    assert rates == {"under 25": 0.6, "25-39": 0.8}
-    assert retrain.age_ratio(rates) == pytest.approx(0.75)
-    assert retrain.age_ratio({"under 25": 0.6}) is None  # one band: nothing to compare
-    assert retrain.age_ratio({"under 25": 0.0, "25-39": 0.0}) is None  # nobody approved
-
-
 def champion_approvals(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """The champion's (the bundled model's) probabilities on ``frame`` and its approvals, by the
     function's own scorer and policy."""
@@ -355,6 +349,9 @@ def test_a_challenger_under_the_fairness_floor_is_kept_whatever_its_auc(deployed
     assert abs(gate["challenger_ratio"] - hand_ratio(frame, labels == 0)) < 0.08
     assert gate["challenger_ratio"] < retrain.AGE_RATIO_FLOOR < gate["champion_ratio"]
     assert gate["champion_ratio"] == pytest.approx(hand_ratio(frame, champion_approvals(frame)[1]))
+    assert (
+        gate["basis"] == "in-sample" and "as its manifest records no out-of-fold approval" in gate["reason"]
+    )
     assert report["verdict"] == "kept" and report["comparison"]["reason"] == result.comparison.reason
     assert report["age_gate"] == gate
     assert s3.get_object(Bucket=bucket, Key="models/champion.json")["Body"].read() == before
@@ -392,6 +389,125 @@ def test_a_challenger_further_below_the_champion_than_the_margin_is_kept(deploye
     assert result.verdict == "kept" and result.pointer is None
     assert f"more than 0.02 below the champion's {gate['champion_ratio']:.3f}" in result.comparison.reason
     assert report["verdict"] == "kept" and report["comparison"]["reason"] == result.comparison.reason
+
+
+def recorded_champion(deployed: dict[str, Any], tmp_path: Path, young_approved: int) -> AgeApproval:
+    """Publish as champion the bundled model with an out-of-fold record unlike its in-sample
+    approval: ``young_approved`` more (negative: fewer) of the applicants under 25 approved."""
+    frame = load_data()
+    probabilities, approved = champion_approvals(frame)
+    young = frame["age"].to_numpy() < 25
+    chosen = np.flatnonzero(~approved & young) if young_approved > 0 else np.flatnonzero(approved & young)
+    oof = probabilities.copy()
+    oof[chosen[: abs(young_approved)]] = 0.01 if young_approved > 0 else 0.99
+    policy = Manifest.model_validate_json((BUNDLED_MODEL / MANIFEST_FILE).read_text()).policy
+    recorded = fairness.age_band_approval(oof, frame, policy)
+    directory = write_model(tmp_path / "recorded", "champion-recorded", frame, age_approval=recorded)
+    s3, bucket = deployed["s3"], deployed["names"].bucket
+    deployed["pointer"] = registry.publish(s3, bucket, directory.parent, by="test", reason="recorded")
+    return recorded
+
+
+def in_sample_ratio() -> float:
+    frame = load_data()
+    return hand_ratio(frame, champion_approvals(frame)[1])
+
+
+def test_a_champion_recorded_out_of_fold_below_its_in_sample_ratio_lets_the_challenger_through(
+    deployed: dict[str, Any], tmp_path: Path
+) -> None:
+    """The challenger the margin keeps against the champion in-sample (test above) is promoted
+    against the champion's lower out-of-fold record: the verdict follows the out-of-fold ratios."""
+    recorded = recorded_champion(deployed, tmp_path, young_approved=-8)
+    result, report = run_gate(deployed, young_declined(4))
+    gate = result.age_gate
+    assert gate is not None and gate["basis"] == "recorded out of fold"
+    assert gate["champion_ratio"] == pytest.approx(recorded.ratio)
+    assert gate["champion_rates"] == recorded.rates
+    assert in_sample_ratio() - gate["challenger_ratio"] > retrain.AGE_RATIO_MARGIN  # in-sample: kept
+    assert recorded.ratio - gate["challenger_ratio"] <= retrain.AGE_RATIO_MARGIN
+    assert gate["passed"] and result.verdict == "promoted", result.comparison.reason
+    assert "measured out of fold, as its manifest records it" in gate["reason"]
+    assert report["age_gate"] == gate
+
+
+def test_a_champion_recorded_out_of_fold_above_its_in_sample_ratio_keeps_the_challenger(
+    deployed: dict[str, Any], tmp_path: Path
+) -> None:
+    """A challenger scoring as the champion does in-sample passes that comparison; against the
+    champion's higher out-of-fold record it is more than the margin below, and kept."""
+    recorded = recorded_champion(deployed, tmp_path, young_approved=8)
+    result, _ = run_gate(deployed, young_declined(0))
+    gate = result.age_gate
+    assert gate is not None and gate["basis"] == "recorded out of fold"
+    assert gate["challenger_ratio"] == pytest.approx(in_sample_ratio())  # in-sample: level, passed
+    assert recorded.ratio - gate["challenger_ratio"] > retrain.AGE_RATIO_MARGIN
+    assert not gate["passed"] and result.verdict == "kept"
+    assert f"below the champion's {recorded.ratio:.3f}" in result.comparison.reason
+
+
+def test_a_published_policy_unlike_the_manifests_sets_the_record_aside(
+    deployed: dict[str, Any], tmp_path: Path
+) -> None:
+    """The record holds for the manifest's policy only: under another, with no fresh outcomes,
+    the champion is scored in-sample under the policy in force, and the report says so."""
+    from credit_api import policy_store
+    from credit_api.policy import PolicyDocument, policy_version
+
+    recorded = recorded_champion(deployed, tmp_path, young_approved=8)
+    manifest = Manifest.model_validate_json((BUNDLED_MODEL / MANIFEST_FILE).read_text())
+    changed = manifest.policy.model_copy(update={"review_band": manifest.policy.review_band / 2})
+    document = PolicyDocument(
+        policy_version=policy_version(changed, manifest.score_scale),
+        policy=changed,
+        score_scale=manifest.score_scale,
+        published_at=NOW,
+        by="test",
+        reason="a narrower review band",
+    )
+    policy_store.publish(deployed["s3"], deployed["names"].bucket, document, None)
+    result, report = run_gate(deployed, young_declined(0))
+    gate = result.age_gate
+    assert gate is not None and gate["basis"] == "in-sample" == report["age_gate"]["basis"]
+    assert "as the policy in force is not its manifest's and too few fresh outcomes" in gate["reason"]
+    frame = load_data()
+    probabilities, _ = champion_approvals(frame)
+    expected = fairness.age_band_approval(probabilities, frame, changed)
+    assert gate["champion_rates"] == expected.rates != recorded.rates
+
+
+def bundled_champion(**update: Any) -> Any:
+    """The bundled model as the function loads it, its manifest changed by ``update``."""
+    from credit_api.model_store import build
+
+    manifest = Manifest.model_validate_json((BUNDLED_MODEL / MANIFEST_FILE).read_text())
+    text = manifest.model_copy(update=update).model_dump_json()
+    return build((BUNDLED_MODEL / MODEL_FILE).read_bytes(), text.encode(), source="test")
+
+
+def test_enough_fresh_outcomes_measure_an_unrecorded_champion_on_the_same_rows_as_the_challenger() -> None:
+    """No record: with ``AGE_FRESH_MIN_ROWS`` fresh outcomes (here the last 1000 of 1200 rows) both
+    models are measured on them and the margin compares the two there; with one fewer, in-sample.
+    The challenger scores as the champion except that it declines 12 young applicants among the
+    first 200 rows: more than the margin below on all rows, level on the fresh ones."""
+    base = load_data()
+    frame = pd.concat([base.iloc[:200], base], ignore_index=True)
+    champion = bundled_champion()
+    probabilities, approved = champion_approvals(frame)
+    young = np.flatnonzero(approved[:200] & (frame["age"].to_numpy()[:200] < 25))
+    oof = probabilities.copy()
+    oof[young[:12]] = 0.99
+    fresh = list(range(200, 1200))
+    assert len(fresh) == retrain.AGE_FRESH_MIN_ROWS
+    gate = retrain.age_gate(frame, oof, champion.manifest, champion, retrain.PolicyInForce(), fresh)
+    assert gate.basis == "fresh outcomes" and "measured on 1000 fresh outcomes" in gate.reason
+    assert gate.champion_ratio == pytest.approx(hand_ratio(base, approved[200:]))
+    assert gate.challenger_ratio_alike == pytest.approx(gate.champion_ratio)  # same rows, same scores
+    assert retrain.AGE_RATIO_FLOOR <= gate.challenger_ratio < gate.champion_ratio - retrain.AGE_RATIO_MARGIN
+    assert gate.passed, gate.reason  # the margin compared the fresh rows, the floor all rows
+    fewer = retrain.age_gate(frame, oof, champion.manifest, champion, retrain.PolicyInForce(), fresh[1:])
+    assert fewer.basis == "in-sample" and fewer.challenger_ratio_alike is None
+    assert fewer.champion_ratio == pytest.approx(hand_ratio(frame, approved))
 
 
 def test_an_unreadable_published_policy_keeps_the_champion(deployed: dict[str, Any]) -> None:
@@ -637,8 +753,9 @@ class CrashingS3:
         return getattr(self.s3, name)
 
 
-PROMOTION_WRITES = 6
-"""A promoting run's writes: 2 training reports, model.onnx, manifest.json, retrain.json, the pointer."""
+PROMOTION_WRITES = 7
+"""A promoting run's writes: the labelled-decisions snapshot, 2 training reports, model.onnx,
+manifest.json, retrain.json, the pointer."""
 
 
 def test_a_promoting_run_writes_its_report_before_the_pointer(champion: dict[str, Any]) -> None:

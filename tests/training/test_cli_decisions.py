@@ -1,4 +1,4 @@
-"""``credit decisions backfill-day-index`` against moto."""
+"""``credit decisions backfill-indexes`` against moto."""
 
 from __future__ import annotations
 
@@ -31,10 +31,10 @@ def test_the_backfill_counts_then_fills_then_finds_nothing_left(table: Any) -> N
     now = datetime(2026, 12, 3, tzinfo=UTC)
     for record in records([now, now]):
         legacy_put(table, record)
-    dry = CliRunner().invoke(app, ["decisions", "backfill-day-index", "--table", TABLE, "--dry-run"])
+    dry = CliRunner().invoke(app, ["decisions", "backfill-indexes", "--table", TABLE, "--dry-run"])
     assert dry.exit_code == 0, dry.output
-    assert dry.output.startswith("2 records without day_shard")
-    assert len(decision_reads.missing_day_key(table, TABLE)) == 2  # a dry run changes nothing
-    done = CliRunner().invoke(app, ["decisions", "backfill-day-index", "--table", TABLE])
+    assert dry.output.startswith("2 records missing an index key")
+    assert len(decision_reads.missing_index_keys(table, TABLE)) == 2  # a dry run changes nothing
+    done = CliRunner().invoke(app, ["decisions", "backfill-indexes", "--table", TABLE])
     assert done.exit_code == 0 and done.output.startswith("2 records given")
-    assert decision_reads.missing_day_key(table, TABLE) == []
+    assert decision_reads.missing_index_keys(table, TABLE) == []

@@ -30,7 +30,7 @@ from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
 import training.export as export_module
-from training import config
+from training import config, fairness
 from training.calibration import PlattCalibrated, champion_calibration
 from training.data import CREDIT_CSV, load, sha256_file
 from training.export import (
@@ -175,20 +175,18 @@ def test_hist_gradient_boosting_converts_with_parity(frame):
     assert max(found["max_abs_diff_data"], found["max_abs_diff_generated"]) <= PARITY_TOLERANCE
 
 
-def _export(model, frame, out_dir, now=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)):
-    return export(
-        model,
-        frame,
-        out_dir,
-        algorithm="logistic_regression (test)",
-        metrics={"roc_auc": 0.5},
-        policy=config.DEFAULT_POLICY,
-        score_scale=config.DEFAULT_SCALE,
-        reason_reference=EXAMPLE_APPLICANT,
-        oof_probabilities=np.full((2, len(frame)), 0.3) + np.linspace(0, 0.2, len(frame)),
-        seed=SEED,
-        now=now,
-    )
+def _export(model, frame, out_dir, now=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), **overrides):
+    arguments = {
+        "algorithm": "logistic_regression (test)",
+        "metrics": {"roc_auc": 0.5},
+        "policy": config.DEFAULT_POLICY,
+        "score_scale": config.DEFAULT_SCALE,
+        "reason_reference": EXAMPLE_APPLICANT,
+        "oof_probabilities": np.full((2, len(frame)), 0.3) + np.linspace(0, 0.2, len(frame)),
+        "seed": SEED,
+        "now": now,
+    }
+    return export(model, frame, out_dir, **(arguments | overrides))
 
 
 def test_export_writes_a_model_and_a_manifest_that_describe_each_other(frame, logistic, tmp_path):
@@ -219,6 +217,20 @@ def test_export_writes_a_model_and_a_manifest_that_describe_each_other(frame, lo
     assert sorted(p.name for p in tmp_path.iterdir()) == [MANIFEST_FILE, MODEL_FILE]
     for name in (MODEL_FILE, MANIFEST_FILE):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, "others (the Lambda runtime) must read it"
+
+
+def test_the_manifest_records_the_age_approval_it_is_given_and_older_manifests_still_load(
+    frame, logistic, tmp_path
+):
+    oof = np.linspace(0.05, 0.6, len(frame))
+    recorded = fairness.age_band_approval(oof, frame, config.DEFAULT_POLICY)
+    manifest = _export(logistic, frame, tmp_path, oof_probabilities=oof, age_approval=recorded)
+    text = (tmp_path / MANIFEST_FILE).read_text()
+    assert Manifest.model_validate_json(text).age_approval == recorded == manifest.age_approval
+    assert set(recorded.rows) == {label for label, _ in fairness.AGE_BANDS}
+    older = json.loads(text)
+    del older["age_approval"]  # a manifest written before the field: loads, with nothing recorded
+    assert Manifest.model_validate(older).age_approval is None
 
 
 def test_a_parity_breach_fails_the_export_and_leaves_the_old_model(frame, logistic, tmp_path, monkeypatch):

@@ -38,6 +38,20 @@ def test_min_max_ratio_by_hand() -> None:
     assert np.isnan(fairness.min_max_ratio([0.0, 0.0]))
 
 
+def test_age_band_approval_on_hand_worked_rows() -> None:
+    """Under 25: 12 of 20 approved; 25-39: 16 of 20; 40-61: 10 rows, too few to count; 62+: none."""
+    ages = [22] * 20 + [30] * 20 + [50] * 10
+    approve, decline = 0.01, 0.99
+    probabilities = [approve] * 12 + [decline] * 8 + [approve] * 16 + [decline] * 4 + [approve] * 10
+    frame = pd.DataFrame({"age": ages, "amount": 2000, "months_loan_duration": 12})
+    found = fairness.age_band_approval(np.array(probabilities), frame, config.DEFAULT_POLICY)
+    assert found.rates == {"under 25": 0.6, "25-39": 0.8}
+    assert found.rows == {"under 25": 20, "25-39": 20, "40-61": 10, "62+": 0}
+    assert found.ratio == pytest.approx(0.75) and found.min_band_rows == fairness.MIN_BAND_ROWS == 20
+    assert fairness.age_ratio({"under 25": 0.6}) is None  # one band: nothing to compare
+    assert fairness.age_ratio({"under 25": 0.0, "25-39": 0.0}) is None  # nobody approved
+
+
 def test_group_table_by_hand() -> None:
     table = fairness.group_table(GOOD, APPROVED, GROUPS).by_group
     assert table.loc["a"].to_dict() == pytest.approx(

@@ -8,7 +8,7 @@ from credit_api.manifest import MANIFEST_FILE, MODEL_FILE, Manifest
 from credit_api.schema import FEATURE_NAMES
 from credit_api.scoring import Scorer
 
-from training import comparison, economics, eda
+from training import comparison, economics, eda, fairness
 from training.data import load
 from training.export import PARITY_TOLERANCE, content_version
 from training.train import train
@@ -31,6 +31,11 @@ def test_a_quick_run_writes_the_model_the_manifest_and_the_reports(tmp_path):
     assert manifest.extra["quick"] is True
     assert result.oof_probabilities.shape == (len(frame),)
     assert result.cv_metrics["roc_auc"] == manifest.metrics["roc_auc"]
+    # The fairness gate's record: the out-of-fold approval by age band under the manifest's policy.
+    assert manifest.age_approval == fairness.age_band_approval(
+        result.oof_probabilities, frame, manifest.policy
+    )
+    assert sum(manifest.age_approval.rows.values()) == len(frame) and manifest.age_approval.ratio is not None
     served = Scorer.from_bytes(model).predict(frame[list(FEATURE_NAMES)].to_dict("records"))
     fitted = result.estimator.predict_proba(frame[list(FEATURE_NAMES)])[:, 1]
     np.testing.assert_allclose(served, fitted, rtol=0, atol=PARITY_TOLERANCE)
