@@ -1,10 +1,11 @@
 """The retrain's training step by rows: wall time and peak memory at 1k, 10k and 100k rows.
 
-``python -m bench.retrain_curve [--rows 1000,10000,100000] [--quick] [--write]`` (``make
-retrain-curve``). Each size runs in a fresh child process (``--child``), so one size's peak
+``python -m bench.retrain_curve [--rows 1000,10000,100000] [--quick] [--jobs 1] [--write]``
+(``make retrain-curve``). Each size runs in a fresh child process (``--child``), so one size's peak
 resident set (``ru_maxrss``) is not another's and imports are paid once per size, as in a
 Lambda run. The child times :func:`training.train.train` exactly as the retrain calls it
-(``max_search_rows=training.retrain.SEARCH_ROWS``, two jobs); the frame is built before the
+(``max_search_rows=training.retrain.SEARCH_ROWS``, two fold workers, or ``--jobs 1`` as Lambda
+runs it: joblib finds no /dev/shm there and runs the folds one after another); the frame is built before the
 clock starts, and its resident set then is reported too (``base_rss_mb``), so the training
 step's own memory is the difference.
 
@@ -107,7 +108,7 @@ class TreeSampler(threading.Thread):
         return self.peak
 
 
-def measure(rows: int, quick: bool, seed: int = 0) -> dict[str, Any]:
+def measure(rows: int, quick: bool, seed: int = 0, n_jobs: int = 2) -> dict[str, Any]:
     """One size, in this process: the training step's wall time and the peak resident set."""
     from training.retrain import SEARCH_ROWS
     from training.train import train
@@ -125,6 +126,7 @@ def measure(rows: int, quick: bool, seed: int = 0) -> dict[str, Any]:
             seed=seed,
             quick=quick,
             max_search_rows=SEARCH_ROWS,
+            n_jobs=n_jobs,
             progress=lambda message: None,
         )
         seconds = time.perf_counter() - started
@@ -133,6 +135,7 @@ def measure(rows: int, quick: bool, seed: int = 0) -> dict[str, Any]:
         "rows": rows,
         "quick": quick,
         "search_rows": SEARCH_ROWS,
+        "n_jobs": n_jobs,
         "seconds": round(seconds, 1),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "base_rss_mb": round(base_rss, 1),
@@ -143,10 +146,11 @@ def measure(rows: int, quick: bool, seed: int = 0) -> dict[str, Any]:
     }
 
 
-def run_child(rows: int, quick: bool, timeout: float) -> dict[str, Any]:
+def run_child(rows: int, quick: bool, timeout: float, n_jobs: int = 2) -> dict[str, Any]:
     """:func:`measure` in a fresh interpreter; a size over ``timeout`` seconds is reported as such."""
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         command = [sys.executable, "-m", "bench.retrain_curve", "--child", str(rows), out.name]
+        command += ["--jobs", str(n_jobs)]
         if quick:
             command.append("--quick")
         env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'function'}"}
@@ -173,7 +177,8 @@ def verdict(result: dict[str, Any]) -> str:
 
 
 def _protocol(result: dict[str, Any]) -> str:
-    return "quick" if result["quick"] else "full"
+    name = "quick" if result["quick"] else "full"
+    return f"{name}, one fold worker, as in Lambda" if result.get("n_jobs") == 1 else name
 
 
 def table(results: list[dict[str, Any]]) -> str:
@@ -228,7 +233,8 @@ def section(results: list[dict[str, Any]]) -> str:
             "",
             f"`make retrain-curve` ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores,"
             f" Python {platform.python_version()}): `training.train.train` as the retrain calls it,"
-            f" hyperparameter searches {bounded} (`training.retrain.SEARCH_ROWS`), two fold workers;"
+            f" hyperparameter searches {bounded} (`training.retrain.SEARCH_ROWS`), two fold workers"
+            " unless the row says one;"
             " *full* is the retrain's protocol (5x5 outer folds), *quick* the small one (3 outer folds,"
             " small grids, few trees: `RETRAIN_QUICK`). Rows are `data/credit.csv` sampled with"
             f" replacement, numeric inputs moved by Gaussian noise of {NOISE} standard deviations"
@@ -266,17 +272,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick", action="store_true", help="the quick search protocol (say so in the table)"
     )
+    parser.add_argument(
+        "--jobs", type=int, default=2, help="fold workers (1: as Lambda runs it, no /dev/shm)"
+    )
     parser.add_argument("--timeout", type=float, default=1800, help="seconds allowed per size")
     parser.add_argument("--write", action="store_true", help="write the section into BENCHMARKS.md")
     parser.add_argument("--child", nargs=2, metavar=("ROWS", "RESULT_JSON"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         rows, out = args.child
-        Path(out).write_text(json.dumps(measure(int(rows), args.quick)))
+        Path(out).write_text(json.dumps(measure(int(rows), args.quick, n_jobs=args.jobs)))
         return 0
     results = []
     for rows in (int(r) for r in args.rows.split(",")):
-        result = run_child(rows, args.quick, args.timeout)
+        result = run_child(rows, args.quick, args.timeout, args.jobs)
         print(json.dumps(result), flush=True)
         results.append(result)
     text = section(results)

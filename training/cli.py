@@ -446,40 +446,69 @@ def monitor(
     """Monitoring report: drift, outcomes, calibration and fairness, each green/amber/red (HTML + JSON).
 
     Written under <out>/monitoring/<date>/ and, with --bucket, under reports/monitoring/<date>/ in it;
-    latest.json last.
+    latest.json last. With --bucket and --table it is the daily MonitorFunction's own run (no Scan:
+    the bounded window and the labelled snapshot); --table alone reads every record.
     """
     from datetime import UTC, date, datetime
 
     from training import monitoring
-    from training.train import MODEL_DIR, REPORTS_DIR
+    from training.train import REPORTS_DIR
 
     try:
         report_day = date.fromisoformat(day) if day else datetime.now(UTC).date()
     except ValueError:
         raise typer.BadParameter(f"{day!r} is not a YYYY-MM-DD date", param_hint="--date") from None
-    s3 = None
-    if bucket:
-        import boto3
-
-        s3 = boto3.session.Session().client("s3", endpoint_url=endpoint_url)
-    records = monitoring.visible(_monitor_records(table, db, endpoint_url), report_day)
-    if s3 is not None:
-        champion = monitoring.champion_from_s3(s3, bucket)
+    if bucket and table:
+        report, written = _monitor_deployed(bucket, table, endpoint_url, report_day)
     else:
-        champion = monitoring.champion_from_file(manifest or MODEL_DIR / "manifest.json")
-    shadow = monitoring.local_shadow(records)
-    if s3 is not None:
-        from credit_api.shadow import report_comparison as shadow_comparison
-
-        shadow = shadow_comparison(s3, bucket, records) or shadow
-    report = monitoring.build(records, champion, report_day, shadow=shadow)
+        report, written = _monitor_local(bucket, table, db, endpoint_url, manifest, report_day)
     latest = monitoring.write_local(report, out or REPORTS_DIR)
     typer.echo(f"wrote {latest}: status {report['status']}")
-    if s3 is not None:
-        written = monitoring.write_s3(s3, bucket, report)
+    if written:
         typer.echo(f"wrote s3://{bucket}/{written['latest']}")
     for line in report["headline"]:
         typer.echo(f"  {line['status']:<12} {line['label']}: {line['summary']}")
+
+
+def _monitor_deployed(
+    bucket: str, table: str, endpoint_url: str | None, report_day: Any
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The daily MonitorFunction's own read and report (:func:`training.monitoring.run_aws`): the
+    bounded window, the shared labelled snapshot, no Scan; written to the bucket, pointer last."""
+    import boto3
+
+    from training import monitoring
+
+    session = boto3.session.Session()
+    s3 = session.client("s3", endpoint_url=endpoint_url)
+    dynamodb = session.client("dynamodb", endpoint_url=endpoint_url)
+    return monitoring.run_aws(s3, dynamodb, bucket, table, report_day)
+
+
+def _monitor_local(
+    bucket: str | None,
+    table: str | None,
+    db: Path | None,
+    endpoint_url: str | None,
+    manifest: Path | None,
+    report_day: Any,
+) -> tuple[dict[str, Any], dict[str, str] | None]:
+    """A report from a local log (or, without a bucket, every record of a table) and a champion
+    from the bucket or a manifest file; written to the bucket too when one is given."""
+    from training import monitoring
+    from training.train import MODEL_DIR
+
+    records = monitoring.visible(_monitor_records(table, db, endpoint_url), report_day)
+    if not bucket:
+        champion = monitoring.champion_from_file(manifest or MODEL_DIR / "manifest.json")
+        return monitoring.build(records, champion, report_day, shadow=monitoring.local_shadow(records)), None
+    import boto3
+    from credit_api.shadow import report_comparison
+
+    s3 = boto3.session.Session().client("s3", endpoint_url=endpoint_url)
+    shadow = report_comparison(s3, bucket, records) or monitoring.local_shadow(records)
+    report = monitoring.build(records, monitoring.champion_from_s3(s3, bucket), report_day, shadow=shadow)
+    return report, monitoring.write_s3(s3, bucket, report)
 
 
 def _monitor_records(table: str | None, db: Path | None, endpoint_url: str | None) -> list[dict[str, Any]]:

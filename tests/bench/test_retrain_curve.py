@@ -80,3 +80,25 @@ def test_credit_bench_keeps_the_retrain_section_it_does_not_measure(tmp_path) ->
     retrain_curve.write_section(kept, path)
     assert path.read_text() == f"# Benchmarks\n\nnew table\n\n{section}"
     assert run.kept_section(tmp_path / "absent.md") is None
+
+
+def test_one_fold_worker_is_asked_of_the_child_and_named_in_the_table(monkeypatch) -> None:
+    commands: list[list[str]] = []
+
+    class Child:
+        pid = 0
+
+        def __init__(self, command: list[str], **_: object) -> None:
+            commands.append(command)
+            Path(command[command.index("--child") + 2]).write_text('{"rows": 5, "n_jobs": 1}')
+
+        def wait(self, timeout: float) -> int:
+            return 0
+
+    monkeypatch.setattr(retrain_curve.subprocess, "Popen", Child)
+    assert retrain_curve.run_child(5, quick=False, timeout=1, n_jobs=1) == {"rows": 5, "n_jobs": 1}
+    assert commands[0][-2:] == ["--jobs", "1"]
+    measured = {"rows": 100_000, "quick": False, "n_jobs": 1, "seconds": 800.0, "peak_rss_mb": 1.0}
+    measured |= {"base_rss_mb": 1.0, "tree_peak_rss_mb": 1.0, "champion": "logistic", "cv_auc": 0.7}
+    assert "| 100,000 | full, one fold worker, as in Lambda | 800.0 |" in retrain_curve.table([measured])
+    assert "| full |" in retrain_curve.table([measured | {"n_jobs": 2}])

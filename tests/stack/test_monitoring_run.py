@@ -215,3 +215,25 @@ def test_unmeasured_drift_sends_no_figure_so_the_alarm_breaches(
     names = set().union(*(metric_names(r) for r in records))
     assert "DriftPsiMax" not in names and "MonitoringReports" in names
     assert template["Resources"]["DriftAlarm"]["Properties"]["TreatMissingData"] == "breaching"
+
+
+def test_the_operators_credit_monitor_runs_the_daily_read_and_writes_a_local_copy(
+    storage: dict[str, Any], logged: list[dict[str, Any]], tmp_path
+) -> None:
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    names = storage["names"]
+    args = ["monitor", "--bucket", names.bucket, "--table", names.table, "--date", DAY]
+    args += ["--out", str(tmp_path)]
+    with recorded_calls() as calls:
+        result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert f"wrote s3://{names.bucket}/{KEYS['latest']}" in result.output
+    report = json.loads(_object(storage, KEYS["json"]))
+    local = json.loads((tmp_path / "monitoring" / DAY / "report.json").read_text())
+    assert local == report and report["decisions"] == len(logged)
+    assert report["labelled_read"]["full_read"]  # the snapshot the daily function would share
+    assert {c.operation for c in calls} >= {"Query", "PutObject"}
+    assert all(c.operation != "Scan" for c in calls)
