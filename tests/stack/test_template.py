@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +147,29 @@ def test_predict_function_is_the_zip_the_issue_describes(template: dict[str, Any
     assert properties["MemorySize"] == 1769  # one full vCPU; see the comment in the template
     assert 3 <= properties["Timeout"] <= 29  # API Gateway's integration timeout is 29 s
     assert properties["LoggingConfig"] == {"LogGroup": {"Ref": "PredictLogGroup"}}
+
+
+def test_every_function_on_the_function_code_builds_through_its_makefile_with_bytecode(
+    template: dict[str, Any], tmp_path: Path
+) -> None:
+    """``sam build`` runs ``make build-<LogicalId>`` in CodeUri for a makefile build: each such
+    function needs the method and a target, and the target is the one recipe (wheels, bytecode)."""
+    functions = resources_of_type(template, "AWS::Serverless::Function")
+    on_code = sorted(n for n, r in functions.items() if r["Properties"].get("CodeUri") == "function/")
+    assert len(on_code) == 6 and "PredictFunction" in on_code
+    recipes = set()
+    for name in on_code:
+        assert functions[name].get("Metadata") == {"BuildMethod": "makefile"}, name
+        dry = subprocess.run(
+            ["make", "-n", "-C", str(ROOT / "function"), f"build-{name}", f"ARTIFACTS_DIR={tmp_path}"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert dry.returncode == 0, dry.stderr
+        recipes.add(dry.stdout.replace(name, "<name>"))
+    (recipe,) = recipes
+    assert "pip install" in recipe and "--invalidation-mode unchecked-hash" in recipe
 
 
 def test_retrain_function_is_a_scheduled_image_with_one_run_at_a_time(template: dict[str, Any]) -> None:
