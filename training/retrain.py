@@ -132,7 +132,8 @@ SEARCH_ROWS = 10_000
 """The challenger's hyperparameter searches tune on a stratified subsample of at most this many
 rows and refit on all of them (:func:`training.tune.bounded_search`): the full search's time grows
 with the rows. With the outer folds run once past 20,000 rows (:func:`training.train.protocol_for`)
-a retrain on 100,000 rows took 822 s with one fold worker, as in Lambda (BENCHMARKS.md)."""
+a retrain on 100,000 rows took 327 to 363 s with one fold worker, as in Lambda, on a quiet machine
+(822 s beside a CI run; BENCHMARKS.md)."""
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "credit-retrain")
 metrics = Metrics(
