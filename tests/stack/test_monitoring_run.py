@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -40,6 +41,15 @@ def logged(storage: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> list[dic
     for name, value in function_environment(storage["resolver"], "MonitorFunction").items():
         monkeypatch.setenv(name, value)
     return records
+
+
+@pytest.fixture
+def short_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The monitor's decision read cut to the days ``logged`` holds, plus ten: moto answers each
+    Query by walking its whole table, so the template's 372 days x 8 shards, mostly empty days
+    here, cost a test about 15 s. The first test below keeps the template's window."""
+    window = replace(monitoring.THRESHOLDS, decisions_read_days=210)
+    monkeypatch.setattr(monitoring, "THRESHOLDS", window)
 
 
 def _event() -> dict[str, Any]:
@@ -106,7 +116,7 @@ class FailingHtml:
 
 
 def test_a_failed_report_write_leaves_no_pointer(
-    storage: dict[str, Any], logged: list[dict[str, Any]]
+    storage: dict[str, Any], logged: list[dict[str, Any]], short_window: None
 ) -> None:
     from datetime import date
 
@@ -121,7 +131,7 @@ def test_a_failed_report_write_leaves_no_pointer(
 
 @pytest.mark.slow
 def test_a_scheduled_event_without_a_time_reports_today(
-    storage: dict[str, Any], logged: list[dict[str, Any]]
+    storage: dict[str, Any], logged: list[dict[str, Any]], short_window: None
 ) -> None:
     from datetime import UTC, datetime
 
@@ -148,7 +158,7 @@ def test_every_variable_the_monitor_reads_is_in_its_environment(template: dict[s
 
 @pytest.mark.slow
 def test_credit_monitor_against_the_bucket_writes_both_copies(
-    storage: dict[str, Any], logged: list[dict[str, Any]], tmp_path: Any
+    storage: dict[str, Any], logged: list[dict[str, Any]], short_window: None, tmp_path: Any
 ) -> None:
     testing = pytest.importorskip("typer.testing")  # a dev tool: not in the retrain image
     from training.cli import app
@@ -165,14 +175,18 @@ def test_credit_monitor_against_the_bucket_writes_both_copies(
         "--date",
         DAY,
     ]
-    result = testing.CliRunner().invoke(app, args)
+    with recorded_calls() as calls:
+        result = testing.CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     in_bucket = json.loads(_object(storage, KEYS["latest"]))
     local = json.loads((tmp_path / "monitoring" / "latest.json").read_text())
     assert in_bucket["html"] == KEYS["html"] and local["html"] == f"monitoring/{DAY}/report.html"
     assert in_bucket["status"] == local["status"]
     report = json.loads((tmp_path / local["json"]).read_text())
+    assert report == json.loads(_object(storage, KEYS["json"]))  # one report, two copies
     assert report["champion"]["model_version"] == storage["pointer"]["model_version"]
+    assert report["decisions"] == len(logged) and report["labelled_read"]["full_read"]
+    assert all(c.operation != "Scan" for c in calls)  # the daily function's own read (run_aws)
 
 
 EMIT_METRICS = """
@@ -184,7 +198,7 @@ monitoring.metrics.flush_metrics(raise_on_empty_metrics=False)
 
 
 def test_the_days_drift_is_the_metric_the_drift_alarm_watches(
-    storage: dict[str, Any], logged: list[dict[str, Any]], template: dict[str, Any]
+    storage: dict[str, Any], logged: list[dict[str, Any]], short_window: None, template: dict[str, Any]
 ) -> None:
     monitoring.handler(_event(), LambdaContext())
     report = json.loads(_object(storage, KEYS["json"]))
@@ -215,25 +229,3 @@ def test_unmeasured_drift_sends_no_figure_so_the_alarm_breaches(
     names = set().union(*(metric_names(r) for r in records))
     assert "DriftPsiMax" not in names and "MonitoringReports" in names
     assert template["Resources"]["DriftAlarm"]["Properties"]["TreatMissingData"] == "breaching"
-
-
-def test_the_operators_credit_monitor_runs_the_daily_read_and_writes_a_local_copy(
-    storage: dict[str, Any], logged: list[dict[str, Any]], tmp_path
-) -> None:
-    from typer.testing import CliRunner
-
-    from training.cli import app
-
-    names = storage["names"]
-    args = ["monitor", "--bucket", names.bucket, "--table", names.table, "--date", DAY]
-    args += ["--out", str(tmp_path)]
-    with recorded_calls() as calls:
-        result = CliRunner().invoke(app, args)
-    assert result.exit_code == 0, result.output
-    assert f"wrote s3://{names.bucket}/{KEYS['latest']}" in result.output
-    report = json.loads(_object(storage, KEYS["json"]))
-    local = json.loads((tmp_path / "monitoring" / DAY / "report.json").read_text())
-    assert local == report and report["decisions"] == len(logged)
-    assert report["labelled_read"]["full_read"]  # the snapshot the daily function would share
-    assert {c.operation for c in calls} >= {"Query", "PutObject"}
-    assert all(c.operation != "Scan" for c in calls)
