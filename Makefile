@@ -31,9 +31,10 @@ train: install
 run: install function/model/model.onnx
 	$(BIN)/credit serve --host $(HOST) --port $(PORT)
 
+# The retrain's tests run once, under 3.12 (test-retrain-312), not again under the dev venv.
 test: install browser sam static asl test-retrain-312
 	$(BIN)/ruff check .
-	$(BIN)/pytest -m ''
+	$(BIN)/pytest -m '' $(addprefix --ignore=,$(RETRAIN_TESTS))
 
 # The retrain's tests under Python 3.12, the RetrainFunction image's interpreter, with exactly the
 # image's packages (training/requirements-retrain.txt) plus pytest and moto: a package the image
@@ -45,9 +46,11 @@ $(VENV_312)/.installed: training/requirements-retrain.txt
 	$(VENV_312)/bin/pip install --quiet -r training/requirements-retrain.txt "pytest>=9.0,<9.3" "moto[server]>=5.2.5,<5.3"
 	touch $@
 
+RETRAIN_TESTS := tests/stack/test_retrain.py tests/training/test_export.py tests/stack/test_monitoring_run.py
+
 test-retrain-312: $(VENV_312)/.installed
 	PYTHONPATH=$(CURDIR):$(CURDIR)/function $(VENV_312)/bin/python -m pytest -m '' -q -p no:cacheprovider \
-		tests/stack/test_retrain.py tests/training/test_export.py tests/stack/test_monitoring_run.py
+		$(RETRAIN_TESTS)
 
 # Static security checks: bandit on the code (each exception a "# nosec" with its reason) and
 # checkov on template.yaml (each exception an inline "checkov:skip=CKV_...: <reason>"), offline:

@@ -69,3 +69,31 @@ def storage(aws: None, template: dict[str, Any]) -> dict[str, Any]:
     create_storage(resolver, s3, dynamodb, names)
     pointer = seed(s3, names.bucket)
     return {"names": names, "resolver": resolver, "s3": s3, "dynamodb": dynamodb, "pointer": pointer}
+
+
+@pytest.fixture
+def logged(storage: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """200 days of decisions (outcomes on the approved ones) in the template's decisions table,
+    and the MonitorFunction's environment: what the monitor's runs under moto read."""
+    from credit_api.decision_log import DynamoDecisionLog
+
+    from infra.template import function_environment
+    from tests.training import monitoring_support as support
+
+    records = support.records(days=200)
+    DynamoDecisionLog(storage["names"].table, client=storage["dynamodb"]).put_many(records)
+    for name, value in function_environment(storage["resolver"], "MonitorFunction").items():
+        monkeypatch.setenv(name, value)
+    return records
+
+
+@pytest.fixture
+def short_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The monitor's decision read cut to the days ``logged`` holds, plus ten: moto answers each
+    Query by walking its whole table, so the template's 372 days x 8 shards, mostly empty days
+    here, cost a test about 15 s. test_monitoring_run's first test keeps the template's window."""
+    from dataclasses import replace
+
+    from training import monitoring
+
+    monkeypatch.setattr(monitoring, "THRESHOLDS", replace(monitoring.THRESHOLDS, decisions_read_days=210))

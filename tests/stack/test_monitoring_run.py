@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import date
 from typing import Any
 
 import pytest
-from credit_api.decision_log import DynamoDecisionLog
 
 from infra.template import ROOT, Resolver, function_environment
 from tests.stack.aws_calls import allowed, policy_actions, recorded_calls
@@ -31,25 +29,6 @@ KEYS = {
     "html": f"reports/monitoring/{DAY}/report.html",
     "latest": "reports/monitoring/latest.json",
 }
-
-
-@pytest.fixture
-def logged(storage: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """200 days of decisions (outcomes on the approved ones) in the template's decisions table."""
-    records = support.records(days=200)
-    DynamoDecisionLog(storage["names"].table, client=storage["dynamodb"]).put_many(records)
-    for name, value in function_environment(storage["resolver"], "MonitorFunction").items():
-        monkeypatch.setenv(name, value)
-    return records
-
-
-@pytest.fixture
-def short_window(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The monitor's decision read cut to the days ``logged`` holds, plus ten: moto answers each
-    Query by walking its whole table, so the template's 372 days x 8 shards, mostly empty days
-    here, cost a test about 15 s. The first test below keeps the template's window."""
-    window = replace(monitoring.THRESHOLDS, decisions_read_days=210)
-    monkeypatch.setattr(monitoring, "THRESHOLDS", window)
 
 
 def _event() -> dict[str, Any]:
@@ -154,39 +133,6 @@ def test_every_variable_the_monitor_reads_is_in_its_environment(template: dict[s
         template["Resources"]["MonitorFunction"]["Metadata"]
         == template["Resources"]["RetrainFunction"]["Metadata"]
     )
-
-
-@pytest.mark.slow
-def test_credit_monitor_against_the_bucket_writes_both_copies(
-    storage: dict[str, Any], logged: list[dict[str, Any]], short_window: None, tmp_path: Any
-) -> None:
-    testing = pytest.importorskip("typer.testing")  # a dev tool: not in the retrain image
-    from training.cli import app
-
-    names = storage["names"]
-    args = [
-        "monitor",
-        "--bucket",
-        names.bucket,
-        "--table",
-        names.table,
-        "--out",
-        str(tmp_path),
-        "--date",
-        DAY,
-    ]
-    with recorded_calls() as calls:
-        result = testing.CliRunner().invoke(app, args)
-    assert result.exit_code == 0, result.output
-    in_bucket = json.loads(_object(storage, KEYS["latest"]))
-    local = json.loads((tmp_path / "monitoring" / "latest.json").read_text())
-    assert in_bucket["html"] == KEYS["html"] and local["html"] == f"monitoring/{DAY}/report.html"
-    assert in_bucket["status"] == local["status"]
-    report = json.loads((tmp_path / local["json"]).read_text())
-    assert report == json.loads(_object(storage, KEYS["json"]))  # one report, two copies
-    assert report["champion"]["model_version"] == storage["pointer"]["model_version"]
-    assert report["decisions"] == len(logged) and report["labelled_read"]["full_read"]
-    assert all(c.operation != "Scan" for c in calls)  # the daily function's own read (run_aws)
 
 
 EMIT_METRICS = """
