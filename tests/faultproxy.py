@@ -7,6 +7,8 @@ Modes, switchable while it runs (:meth:`FaultProxy.set`):
 - ``reset``: a connection is accepted, then reset (RST) before any answer.
 - ``hang``: a connection is accepted and read, and never answered; nothing reaches upstream.
 - ``slow``: bytes flow, each chunk after ``delay`` seconds, in both directions.
+- ``lose``: the next request reaches upstream and is carried out, but its answer is dropped
+  and the connection reset, as when a network fails after the server acted; then ``pass``.
 
 A mode change resets every open connection, so a client's pooled keep-alive connection
 meets the new mode too. ``connections`` counts accepted connections (attempts seen).
@@ -21,7 +23,7 @@ import threading
 import time
 from typing import Literal
 
-Mode = Literal["pass", "refuse", "reset", "hang", "slow"]
+Mode = Literal["pass", "refuse", "reset", "hang", "slow", "lose"]
 HOST = "127.0.0.1"
 
 
@@ -106,12 +108,23 @@ class FaultProxy:
             return
         upstream.settimeout(None)
         self._track(upstream)
-        threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
+        threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
         self._pump(client, upstream)
 
-    def _pump(self, source: socket.socket, target: socket.socket) -> None:
+    def _lose_this_answer(self) -> bool:
+        """In ``lose`` mode, true once (the mode is then ``pass``)."""
+        with self._lock:
+            if self.mode != "lose":
+                return False
+            self.mode = "pass"
+            return True
+
+    def _pump(self, source: socket.socket, target: socket.socket, answer: bool = False) -> None:
         try:
             while data := source.recv(65536):
+                if answer and self._lose_this_answer():
+                    _reset(target)
+                    return
                 if self.mode == "slow":
                     time.sleep(self.delay)
                 if self.mode in ("hang", "reset", "refuse"):

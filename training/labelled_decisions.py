@@ -39,9 +39,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from credit_api.aws import S3_MISSING_CODES, S3_PRECONDITION_CODES, error_code
+from credit_api.aws import S3_MISSING_CODES, error_code
 from credit_api.decision_log import Record
 from credit_api.decision_reads import iso, outcomes_recorded
+from credit_api.s3_writes import ObjectChanged, put_if
 from credit_api.settings import DECISION_RETENTION_DAYS
 
 SNAPSHOT_KEY = "datasets/labelled-decisions.json.gz"
@@ -141,19 +142,13 @@ def save(
     stored snapshot's ``read_until`` (or, with none, the whole retention) again.
     """
     body = {"format": SNAPSHOT_FORMAT, "read_until": iso(now), "records": list(records.values())}
-    condition = {"IfMatch": snapshot.etag} if snapshot.etag else {"IfNoneMatch": "*"}
+    data = gzip.compress(json.dumps(body, separators=(",", ":")).encode(), mtime=0)
     try:
-        s3.put_object(
-            Bucket=bucket,
-            Key=SNAPSHOT_KEY,
-            Body=gzip.compress(json.dumps(body, separators=(",", ":")).encode(), mtime=0),
-            ContentType="application/json",
-            ContentEncoding="gzip",
-            **condition,
-        )
+        options = {"ContentType": "application/json", "ContentEncoding": "gzip"}
+        put_if(s3, bucket, SNAPSHOT_KEY, data, snapshot.etag, **options)
+    except ObjectChanged:
+        return "the snapshot changed since this run loaded it: kept the stored copy"
     except (ClientError, BotoCoreError) as exc:  # S3's answer or no answer; anything else is a bug
-        if error_code(exc) in S3_PRECONDITION_CODES:
-            return "another run wrote the snapshot first: kept its copy"
         return f"snapshot not written ({error_code(exc)})"
     return None
 

@@ -425,7 +425,14 @@ def record_of(item: dict[str, Any]) -> Record:
 
 
 class DynamoDecisionLog:
-    """DynamoDB through a boto3 client (made on first use unless one is given)."""
+    """DynamoDB through a boto3 client (made on first use unless one is given).
+
+    The SDK retries a call whose answer it did not get (a read timeout, a dropped connection),
+    and the first attempt may have landed: a retried conditional write then fails its
+    condition on this request's own item. Every conditional write here tells the two apart by
+    reading the item back (the whole record; the claim's token), so a lost answer is
+    never mistaken for another request's write.
+    """
 
     kind = "dynamodb"
     BATCH_WRITE = 25
@@ -473,7 +480,7 @@ class DynamoDecisionLog:
         existing = self.get(record["decision_id"])
         if existing is None:  # deleted between the two calls: not something to paper over
             raise DecisionLogUnavailable("The decision record changed while it was written; retry.")
-        return existing, False
+        return existing, existing == record  # equal: this call's own write, its answer lost
 
     def put_many(self, records: Sequence[Record]) -> None:
         """BatchWriteItem in chunks of 25, several chunks in flight at once.
@@ -581,7 +588,8 @@ class DynamoDecisionLog:
             except Exception as exc:
                 raise self._unavailable(exc) from exc
             if "Item" in answer:
-                return {k: from_attribute(v) for k, v in answer["Item"].items()}
+                existing = {k: from_attribute(v) for k, v in answer["Item"].items()}
+                return None if existing.get("token") == claim["token"] else existing
             # Released between the two calls: try to claim it again.
         raise DecisionLogUnavailable("The idempotency claim kept changing; retry.")
 
@@ -601,7 +609,21 @@ class DynamoDecisionLog:
         except Exception as exc:
             if not is_conditional_failure(exc):
                 raise self._unavailable(exc) from exc
-            return False
+            return self._holds(claim)
+
+    def _holds(self, claim: Claim) -> bool:
+        """Whether the stored claim is ``claim`` (same token and status): a swap whose condition
+        failed only because the SDK retried it after its first attempt landed and lost its answer."""
+        try:
+            answer = self.client.get_item(
+                TableName=self._claims(),
+                Key={"idempotency_id": {"S": claim["idempotency_id"]}},
+                ConsistentRead=True,
+            )
+        except Exception as exc:
+            raise self._unavailable(exc) from exc
+        stored = {k: from_attribute(v) for k, v in answer.get("Item", {}).items()}
+        return stored.get("token") == claim["token"] and stored.get("status") == claim["status"]
 
     def take_over(self, stale: Claim, claim: Claim) -> bool:
         return self._swap(stale["token"], claim)

@@ -384,3 +384,81 @@ def test_error_code_classifies_client_errors_and_connection_errors_alike() -> No
 
     assert aws.is_conditional_failure(cancelled("None", "ConditionalCheckFailed"))
     assert not aws.is_conditional_failure(cancelled("ConditionalCheckFailed", "ThrottlingError"))
+
+
+# A write that lands but whose answer is lost: the SDK retries it, and the retry of a
+# conditional write fails its condition on the request's own item. The function must know
+# its own write from another request's (before, a lost claim answer was a 409 "in progress"
+# for the request that held the key, and a lost record answer a 503 with the record written).
+
+
+@pytest.mark.parametrize("keyed", [True, False], ids=["claim answer lost", "record answer lost"])
+def test_a_lost_answer_to_the_first_write_is_not_taken_for_another_request(
+    function: Callable[..., Function], stack: Stack, keyed: bool
+) -> None:
+    f = function()
+    f.call("health")
+    f.dynamodb.set("lose")  # the predict's first DynamoDB write: the claim, or without a key the record
+    sent = event("predict")
+    if not keyed:
+        del sent["headers"]["Idempotency-Key"], sent["multiValueHeaders"]["Idempotency-Key"]
+    response, _ = f.send(sent)
+    assert f.dynamodb.mode == "pass", "the proxy lost no answer: the test did not test"
+    assert response["statusCode"] == 200, response["body"]
+    decision_id = body(response)["decision_id"]
+    assert stack.recorded(decision_id)
+    if keyed:  # the claim is complete: the client's retry gets the same decision back
+        again, _ = f.send(sent)
+        assert again["statusCode"] == 200 and body(again)["decision_id"] == decision_id
+
+
+def test_claim_and_take_over_know_their_own_landed_write_from_a_rival(stack: Stack) -> None:
+    from credit_api.service import Call, new_claim
+
+    proxy = FaultProxy(stack.port)
+    log = DynamoDecisionLog(
+        stack.names.table,
+        client=aws.client("dynamodb", proxy.url, BOUNDS),
+        idempotency_table=stack.names.idempotency_table,
+    )
+    try:
+        call = Call(request_id="lost-answers", idempotency_key=str(uuid.uuid4()), caller="key-a")
+        mine = new_claim(call, "/predict", "digest", ["decision-1"])
+        proxy.set("lose")
+        assert log.claim(mine) is None
+        rival = {**mine, "token": "rival"}
+        assert log.claim(rival)["token"] == mine["token"]  # a real rival still finds the key taken
+        retry = {**mine, "token": "retry"}
+        proxy.set("lose")
+        assert log.take_over(mine, retry) is True
+        assert log.take_over(mine, rival) is False  # the stale token is gone: the rival loses
+        proxy.set("lose")
+        log.complete(retry)
+        assert proxy.mode == "pass"
+        assert log.claim(rival)["status"] == "complete"
+    finally:
+        proxy.stop()
+
+
+def test_a_conditional_s3_write_knows_its_own_landed_write_from_a_rival(stack: Stack) -> None:
+    from credit_api.s3_writes import ObjectChanged, put_json_if
+
+    proxy = FaultProxy(stack.port)
+    s3 = aws.client("s3", proxy.url, BOUNDS)
+    key = f"tests/lost-answer-{uuid.uuid4()}.json"
+    try:
+        proxy.set("lose")
+        etag = put_json_if(s3, stack.names.bucket, key, {"champion": "a"}, None)
+        assert proxy.mode == "pass" and proxy.connections >= 2
+        assert etag == stack.s3.head_object(Bucket=stack.names.bucket, Key=key)["ETag"]
+        with pytest.raises(ObjectChanged):  # another writer who read "absent" loses, as before
+            put_json_if(s3, stack.names.bucket, key, {"champion": "b"}, None)
+        proxy.set("lose")
+        second = put_json_if(s3, stack.names.bucket, key, {"champion": "c"}, etag)
+        assert second != etag
+        with pytest.raises(ObjectChanged):  # the ETag it replaced no longer matches
+            put_json_if(s3, stack.names.bucket, key, {"champion": "d"}, etag)
+        stored = stack.s3.get_object(Bucket=stack.names.bucket, Key=key)["Body"].read()
+        assert json.loads(stored) == {"champion": "c"}
+    finally:
+        proxy.stop()

@@ -120,7 +120,7 @@ def test_a_run_that_loses_the_race_keeps_the_other_runs_snapshot(
     winner = labelled_decisions.refresh(s3, dynamodb, BUCKET, TABLE)  # another run, meanwhile
     monkeypatch.setattr(labelled_decisions, "load", lambda *_: stale)
     loser = labelled_decisions.refresh(s3, dynamodb, BUCKET, TABLE)
-    assert winner.saved and not loser.saved and "another run" in loser.problem
+    assert winner.saved and not loser.saved and "changed since this run loaded it" in loser.problem
     assert len(loser.records) == 6  # its own run still has every record
     assert len(_stored(s3)["records"]) == 6
 
