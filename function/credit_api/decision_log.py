@@ -579,16 +579,8 @@ class DynamoDecisionLog:
             except Exception as exc:
                 if not is_conditional_failure(exc):
                     raise self._unavailable(exc) from exc
-            try:
-                answer = self.client.get_item(
-                    TableName=table,
-                    Key={"idempotency_id": {"S": claim["idempotency_id"]}},
-                    ConsistentRead=True,
-                )
-            except Exception as exc:
-                raise self._unavailable(exc) from exc
-            if "Item" in answer:
-                existing = {k: from_attribute(v) for k, v in answer["Item"].items()}
+            existing = self._stored_claim(claim["idempotency_id"])
+            if existing is not None:
                 return None if existing.get("token") == claim["token"] else existing
             # Released between the two calls: try to claim it again.
         raise DecisionLogUnavailable("The idempotency claim kept changing; retry.")
@@ -614,16 +606,19 @@ class DynamoDecisionLog:
     def _holds(self, claim: Claim) -> bool:
         """Whether the stored claim is ``claim`` (same token and status): a swap whose condition
         failed only because the SDK retried it after its first attempt landed and lost its answer."""
+        stored = self._stored_claim(claim["idempotency_id"]) or {}
+        return stored.get("token") == claim["token"] and stored.get("status") == claim["status"]
+
+    def _stored_claim(self, idempotency_id: str) -> Claim | None:
+        """The claim stored under ``idempotency_id`` (a consistent read), or None."""
         try:
             answer = self.client.get_item(
-                TableName=self._claims(),
-                Key={"idempotency_id": {"S": claim["idempotency_id"]}},
-                ConsistentRead=True,
+                TableName=self._claims(), Key={"idempotency_id": {"S": idempotency_id}}, ConsistentRead=True
             )
         except Exception as exc:
             raise self._unavailable(exc) from exc
-        stored = {k: from_attribute(v) for k, v in answer.get("Item", {}).items()}
-        return stored.get("token") == claim["token"] and stored.get("status") == claim["status"]
+        item = answer.get("Item")
+        return None if item is None else {k: from_attribute(v) for k, v in item.items()}
 
     def take_over(self, stale: Claim, claim: Claim) -> bool:
         return self._swap(stale["token"], claim)
